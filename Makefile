@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-unit test-integration test-infra test-e2e lint bench bench-quick torture clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e . 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import dagsync, agent, boto3, moto, aws_cdk"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m dagsync.demo
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest tests
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+test-infra: $(STAMP)
+	$(PY) -m pytest tests/infrastructure
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Resource names and environment variable names shared by the CDK stack, the local stack,
+the Lambda, the CLI and the agent. Tests import these instead of repeating strings."""
+
+from __future__ import annotations
+
+# Environment variables (explicit argument > environment > default).
+ENV_BUCKET = "DAGSYNC_BUCKET"
+ENV_ENDPOINT_URL = "DAGSYNC_ENDPOINT_URL"
+ENV_TOPIC_ARN = "DAGSYNC_TOPIC_ARN"
+ENV_ALERT_TOPIC_ARN = "DAGSYNC_ALERT_TOPIC_ARN"
+ENV_REGION = "AWS_REGION"
+DEFAULT_REGION = "us-east-1"
+
+# Resource names. `prefix` is "dagsync" locally and "dagsync-<env>" in a deployed environment.
+LOCAL_PREFIX = "dagsync"
+LOCAL_BUCKET = "dagsync-artifacts"
+
+
+def manifest_events_queue_name(prefix: str) -> str:
+    return f"{prefix}-manifest-events"
+
+
+def manifest_events_dlq_name(prefix: str) -> str:
+    return f"{prefix}-manifest-events-dlq"
+
+
+def changes_topic_name(prefix: str) -> str:
+    return f"{prefix}-changes"
+
+
+def alerts_topic_name(prefix: str) -> str:
+    return f"{prefix}-alerts"
+
+
+def host_queue_name(prefix: str, host: str) -> str:
+    return f"{prefix}-host-{host}"
+
+
+def host_dlq_name(prefix: str, host: str) -> str:
+    return f"{prefix}-host-{host}-dlq"
+
+
+# The S3 notification that feeds the validator: object-created events on the manifest key only.
+MANIFEST_EVENT_TYPES = ("s3:ObjectCreated:*",)
+
+# Agent defaults.
+DEFAULT_RECONCILE_INTERVAL_S = 60.0
+DEFAULT_POLL_WAIT_S = 20
+DEFAULT_KEEP_VERSIONS = 2
+
+# Validator schedule (the safety net).
+SCHEDULE_RATE_MINUTES = 1
+
+# Metrics namespace for the Lambda (CloudWatch EMF).
+METRICS_NAMESPACE = "DagSync"
+SERVICE_NAME = "dagsync-validator"
