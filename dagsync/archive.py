@@ -86,24 +86,26 @@ def build_archive(root: Path, limits: Limits = DEFAULT_LIMITS) -> BuiltArchive:
     buf = io.BytesIO()
     files = 0
     total = 0
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for rel, path in _project_files(root):
-                info = tarfile.TarInfo(rel)
-                info.mtime = 0
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                if path.is_dir():
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o755
-                    tar.addfile(info)
-                    continue
-                data = path.read_bytes()
-                info.size = len(data)
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(data))
-                files += 1
-                total += len(data)
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for rel, path in _project_files(root):
+            info = tarfile.TarInfo(rel)
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if path.is_dir():
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+                continue
+            data = path.read_bytes()
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+            files += 1
+            total += len(data)
     if files == 0:
         raise UnsafeArchive(f"{root} holds no files to publish")
     data = buf.getvalue()
@@ -130,6 +132,17 @@ def _safe_name(raw: str, limits: Limits) -> str:
     return posixpath.join(*parts)
 
 
+def _check_file(info: tarfile.TarInfo, name: str, limits: Limits) -> None:
+    if info.issym() or info.islnk():
+        raise UnsafeArchive(f"{name!r}: links are not allowed (target {info.linkname!r})")
+    if not info.isreg():
+        raise UnsafeArchive(f"{name!r}: only regular files and folders are allowed")
+    if info.mode & (stat.S_ISUID | stat.S_ISGID):
+        raise UnsafeArchive(f"{name!r}: setuid/setgid bits are not allowed")
+    if info.size > limits.max_file_bytes:
+        raise UnsafeArchive(f"{name!r}: {info.size} bytes is over the per-file limit of {limits.max_file_bytes}")
+
+
 def iter_members(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Iterator[Member]:
     """Stream the archive once, yielding only safe members; raise UnsafeArchive on the first bad one."""
     seen: set[str] = set()
@@ -145,18 +158,11 @@ def iter_members(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Iterator
                 if info.isdir():
                     yield Member(name=name, is_dir=True, data=b"")
                     continue
-                if info.issym() or info.islnk():
-                    raise UnsafeArchive(f"{name!r}: links are not allowed (target {info.linkname!r})")
-                if not info.isreg():
-                    raise UnsafeArchive(f"{name!r}: only regular files and folders are allowed")
-                if info.mode & (stat.S_ISUID | stat.S_ISGID):
-                    raise UnsafeArchive(f"{name!r}: setuid/setgid bits are not allowed")
+                _check_file(info, name, limits)
                 files += 1
+                total += info.size
                 if files > limits.max_files:
                     raise UnsafeArchive(f"more than {limits.max_files} files")
-                if info.size > limits.max_file_bytes:
-                    raise UnsafeArchive(f"{name!r}: {info.size} bytes is over the per-file limit")
-                total += info.size
                 if total > limits.max_uncompressed_bytes:
                     raise UnsafeArchive(f"uncompressed size over {limits.max_uncompressed_bytes} bytes")
                 extracted = tar.extractfile(info)
@@ -166,7 +172,7 @@ def iter_members(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Iterator
                 yield Member(name=name, is_dir=False, data=data)
     except UnsafeArchive:
         raise
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, UnicodeError) as exc:
+    except (tarfile.TarError, EOFError, OSError, UnicodeError) as exc:
         raise UnsafeArchive(f"not a readable tar.gz archive: {exc}") from None
     if files == 0:
         raise UnsafeArchive("the archive holds no files")
