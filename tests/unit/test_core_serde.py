@@ -1,0 +1,36 @@
+"""Documents from S3 are hostile until proven otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from dagsync.models import Manifest
+from dagsync.serde import MAX_DOCUMENT_BYTES, DocumentError, load_json, load_yaml
+
+BOMB = b"""
+a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+projects: {sales: "1"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"projects: [unclosed", "not valid YAML"),
+        (BOMB, "aliases are not allowed|anchors are not allowed"),
+        (b"- a\n- b\n", "must be a mapping"),
+        (b"\xff\xfe projects", "not UTF-8"),
+        (b"projects: {sales: '1'}\n" + b"#" * MAX_DOCUMENT_BYTES, "the limit is"),
+        (b"projects: {sales: {nested: 1}}\n", "projects.sales"),
+    ],
+)
+def test_hostile_manifests_are_refused_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(DocumentError, match=reason):
+        load_yaml(Manifest, data, "manifest.yaml")
+
+
+def test_json_documents_get_the_same_treatment() -> None:
+    with pytest.raises(DocumentError, match="not valid JSON"):
+        load_json(Manifest, b"{", "x.json")
