@@ -1,0 +1,1 @@
+"""AWS CDK constructs for dagsync: one concern per module, composed by `infra.stack.DagSyncStack`."""
