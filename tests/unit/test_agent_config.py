@@ -1,0 +1,92 @@
+"""Configuration: flags > DAGSYNC_* env > YAML file > defaults; bad values are fatal and named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.cli import build_parser, main
+from agent.config import DEFAULT_LISTEN, ConfigError, load_config
+
+
+def test_defaults(tmp_path: Path) -> None:
+    cfg = load_config({"dags_dir": str(tmp_path), "bucket": "my-bucket"}, {})
+    assert cfg.reconcile_interval == 60.0 and cfg.keep_versions == 2 and cfg.max_failures == 0
+    assert cfg.listen == DEFAULT_LISTEN and cfg.listen_address == ("127.0.0.1", 9465)
+
+
+def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
+    cfile = tmp_path / "agent.yaml"
+    cfile.write_text("bucket: from-file\nreconcile-interval: 5\nkeep_versions: 4\nhost: file-host\n")
+    env = {"DAGSYNC_BUCKET": "from-env", "DAGSYNC_RECONCILE_INTERVAL": "7.5", "DAGSYNC_DAGS_DIR": str(tmp_path)}
+    cfg = load_config({"reconcile_interval": 1.5, "bucket": None}, env, cfile)
+    assert cfg.reconcile_interval == 1.5  # flag
+    assert cfg.bucket == "from-env"  # env over file
+    assert cfg.keep_versions == 4 and cfg.host == "file-host"  # file over default
+
+
+def test_config_file_from_env_variable(tmp_path: Path) -> None:
+    cfile = tmp_path / "agent.yaml"
+    cfile.write_text(f"bucket: b-from-file\ndags_dir: {tmp_path}\n")
+    assert load_config({}, {"DAGSYNC_CONFIG": str(cfile)}).bucket == "b-from-file"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DAGSYNC_RECONCILE_INTERVAL": "-1"}, "reconcile_interval (env DAGSYNC_RECONCILE_INTERVAL)"),
+        ({"DAGSYNC_KEEP_VERSIONS": "zero"}, "keep_versions (env DAGSYNC_KEEP_VERSIONS)"),
+        ({"DAGSYNC_LISTEN": "localhost"}, "listen (env DAGSYNC_LISTEN)"),
+        ({"DAGSYNC_HOST": "Bad_Host"}, "host (env DAGSYNC_HOST)"),
+        ({"DAGSYNC_QUEUE_URL": "not a url"}, "queue_url (env DAGSYNC_QUEUE_URL)"),
+        ({"DAGSYNC_BUCKET": "UPPER"}, "bucket (env DAGSYNC_BUCKET)"),
+    ],
+)
+def test_bad_value_names_the_setting_and_its_source(tmp_path: Path, env: dict[str, str], named: str) -> None:
+    base = {"DAGSYNC_DAGS_DIR": str(tmp_path), "DAGSYNC_BUCKET": "ok-bucket"}
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        load_config({}, {**base, **env})
+
+
+def test_missing_required_setting_says_how_to_set_it() -> None:
+    with pytest.raises(ConfigError, match="bucket .*DAGSYNC_BUCKET"):
+        load_config({"dags_dir": "/tmp/x"}, {})
+
+
+def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
+    cfile = tmp_path / "agent.yaml"
+    cfile.write_text("bucket: b-ok\ndags_dir: /tmp\nreconcile_intervall: 3\n")
+    with pytest.raises(ConfigError, match="reconcile_intervall"):
+        load_config({}, {}, cfile)
+
+
+def test_listen_zero_disables_the_server(tmp_path: Path) -> None:
+    cfg = load_config({"dags_dir": str(tmp_path), "bucket": "bkt", "listen": "0"}, {})
+    assert cfg.listen_address is None
+
+
+def test_redacted_config_hides_url_credentials(tmp_path: Path) -> None:
+    cfg = load_config({"dags_dir": str(tmp_path), "bucket": "bkt",
+                       "endpoint_url": "http://user:s3cret@127.0.0.1:5000/?token=abc"}, {})
+    shown = json.dumps(cfg.redacted())
+    assert "s3cret" not in shown and "abc" not in shown and "127.0.0.1:5000" in shown
+
+
+def test_cli_exits_2_and_names_the_bad_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    for var in ("DAGSYNC_BUCKET", "DAGSYNC_DAGS_DIR", "DAGSYNC_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DAGSYNC_MAX_FAILURES", "-3")
+    rc = main(["once", "--dags-dir", str(tmp_path), "--bucket", "bkt"])
+    assert rc == 2
+    assert "max_failures (env DAGSYNC_MAX_FAILURES)" in capsys.readouterr().err
+
+
+def test_every_setting_has_a_flag_on_both_commands() -> None:
+    parser = build_parser()
+    run = parser.parse_args(["run", "--reconcile-interval", "0.5", "--listen", "0", "--max-failures", "3"])
+    assert (run.reconcile_interval, run.listen, run.max_failures) == (0.5, "0", 3)
+    once = parser.parse_args(["once", "--project", "a", "--project", "b"])
+    assert once.project == ["a", "b"]
