@@ -104,6 +104,7 @@ class DagSyncStack(Stack):
                         ("DAGSYNC_HOST", host),
                         (constants.ENV_REGION, self.region),
                         ("DAGSYNC_DAGS_DIR", config.dags_dir),
+                        ("DAGSYNC_RECONCILE_INTERVAL", f"{config.reconcile_interval_s:g}"),
                     )
                 ),
             )
