@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,8 @@ def load_handler(info: dict[str, Any]) -> Any:
     )
     from lambdas.validator import handler
 
+    # Metrics are disabled locally; Powertools would still warn on every invocation.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     handler._runtime = None  # settings are read at "cold start"
     registered = handler.logger.registered_handler
     if isinstance(registered, logging.StreamHandler):
