@@ -128,7 +128,7 @@ class Syncer:
         result = self.executor.apply(todo, self.state)
         if fresh and result.flipped:
             self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        self.state.links = {p: t for p, t in self.state.links.items() if self.volume.linked_tree(p) == t}
+        self._settle_links()
         complete = not result.errors and not result.stopped
         if complete:
             self.state.sequence = max(self.state.sequence, release.sequence)
@@ -157,19 +157,29 @@ class Syncer:
                 logs.warning("entries not owned by dagsync left alone", entries=unowned)
             self._unowned = list(unowned)
 
+    def _settle_links(self) -> None:
+        """Record the links as they are on disk; a tree that is no longer linked starts its retention clock."""
+        links: dict[str, str] = {}
+        for name in self.volume.entries():
+            tree = self.volume.linked_tree(name)
+            if tree is not None and self.state.record(name, tree) is not None:
+                links[name] = tree
+        self.state.links = links
+        now = time.time()
+        for project, trees in self.state.trees.items():
+            for tree, rec in trees.items():
+                if links.get(project) == tree:
+                    rec.retired_at = None
+                elif rec.retired_at is None:
+                    rec.retired_at = now
+
     def _retention(self) -> int:
         history = {
-            project: {tree: (None if self.state.links.get(project) == tree else rec.retired_at)
-                      for tree, rec in trees.items()}
+            project: {tree: rec.retired_at for tree, rec in trees.items()}
             for project, trees in self.state.trees.items()
         }
-        now = time.time()
-        for trees in history.values():  # a tree neither linked nor retired (a flip that failed) retires now
-            for tree, at in trees.items():
-                if at is None and tree not in self.state.links.values():
-                    trees[tree] = now
         doomed = plan_retention(
-            history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=now
+            history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=time.time()
         )
         return self.executor.remove_trees(doomed, self.state) if doomed else 0
 

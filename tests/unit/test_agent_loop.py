@@ -1,0 +1,163 @@
+"""The event/timer loop and the queue poller, with fakes in place of S3 and SQS."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import load_config
+from agent.health import Health
+from agent.loop import Agent, QueuePoller, backoff
+from agent.metrics import Metrics
+from agent.sync import SyncResult
+
+WAIT = 30.0  # generous: these are wait-for-condition timeouts, never performance asserts
+
+
+class FakeSyncer:
+    def __init__(self, outcomes: list[str] | None = None) -> None:
+        self.calls: list[bool] = []
+        self.outcomes = outcomes or []
+        self.failures = 0
+        self.on_call: Any = None
+        self.called = threading.Event()
+
+    def sync(self, *, full: bool) -> SyncResult:
+        self.calls.append(full)
+        outcome = self.outcomes[len(self.calls) - 1] if len(self.calls) <= len(self.outcomes) else "noop"
+        self.failures = self.failures + 1 if outcome == "error" else 0
+        if self.on_call:
+            self.on_call(len(self.calls))
+        self.called.set()
+        return SyncResult(outcome, full, error="boom" if outcome == "error" else None)  # type: ignore[arg-type]
+
+
+def make_agent(tmp_path: Path, syncer: FakeSyncer, **cfg: Any) -> Agent:
+    config = load_config({"dags_dir": str(tmp_path), "bucket": "bkt", **cfg}, {})
+    return Agent(config, syncer, Health(Metrics(), 300), threading.Event(), threading.Event())  # type: ignore[arg-type]
+
+
+def run_in_thread(agent: Agent) -> tuple[threading.Thread, list[int]]:
+    rc: list[int] = []
+    thread = threading.Thread(target=lambda: rc.append(agent.run()), daemon=True)
+    thread.start()
+    return thread, rc
+
+
+def test_timer_reconciles_without_any_event(tmp_path: Path) -> None:
+    syncer = FakeSyncer()
+    agent = make_agent(tmp_path, syncer, reconcile_interval=0.01)
+    syncer.on_call = lambda n: agent.request_stop() if n == 3 else None
+    thread, rc = run_in_thread(agent)
+    thread.join(WAIT)
+    assert rc == [0] and syncer.calls == [True, True, True]
+
+
+def test_a_burst_of_messages_becomes_one_sync(tmp_path: Path) -> None:
+    syncer = FakeSyncer()
+    agent = make_agent(tmp_path, syncer, reconcile_interval=3600)
+    gate = threading.Event()
+
+    def on_call(n: int) -> None:
+        if n == 1:
+            for _ in range(5):  # five change messages arrive while the first sync runs
+                agent.kick.set()
+            gate.wait(WAIT)
+        if n == 2:
+            agent.request_stop()
+
+    syncer.on_call = on_call
+    thread, rc = run_in_thread(agent)
+    gate.set()
+    thread.join(WAIT)
+    assert rc == [0] and syncer.calls == [True, False]  # one full start-up sync, then ONE event sync
+
+
+def test_forced_sync_is_a_full_reconcile(tmp_path: Path) -> None:
+    syncer = FakeSyncer()
+    agent = make_agent(tmp_path, syncer, reconcile_interval=3600)
+    syncer.on_call = lambda n: agent.request_sync() if n == 1 else agent.request_stop()
+    thread, rc = run_in_thread(agent)
+    thread.join(WAIT)
+    assert rc == [0] and syncer.calls == [True, True]
+
+
+def test_ready_only_after_the_first_full_sync_and_degraded_on_errors(tmp_path: Path) -> None:
+    syncer = FakeSyncer(["error", "noop", "error"])
+    agent = make_agent(tmp_path, syncer, reconcile_interval=0.01, backoff_max=0.01)
+    seen: list[tuple[bool, str | None]] = []
+
+    def on_call(n: int) -> None:
+        seen.append((agent.health.ready, agent.health.degraded))
+        if n == 4:
+            agent.request_stop()
+
+    syncer.on_call = on_call
+    thread, _ = run_in_thread(agent)
+    thread.join(WAIT)
+    # before call 1: not ready; after the error: still not ready; after the noop: ready; after error: degraded
+    assert seen == [(False, None), (False, "boom"), (True, None), (True, "boom")]
+
+
+def test_max_failures_exits_non_zero(tmp_path: Path) -> None:
+    syncer = FakeSyncer(["error"] * 10)
+    agent = make_agent(tmp_path, syncer, reconcile_interval=0.01, backoff_max=0.01, max_failures=3)
+    thread, rc = run_in_thread(agent)
+    thread.join(WAIT)
+    assert rc == [1] and len(syncer.calls) == 3
+
+
+def test_stop_while_waiting_exits_zero(tmp_path: Path) -> None:
+    syncer = FakeSyncer()
+    agent = make_agent(tmp_path, syncer, reconcile_interval=3600)
+    thread, rc = run_in_thread(agent)
+    assert syncer.called.wait(WAIT)
+    agent.request_stop()
+    thread.join(WAIT)
+    assert rc == [0] and syncer.calls == [True]
+
+
+@pytest.mark.parametrize("failures", [1, 2, 5, 50])
+def test_backoff_grows_with_jitter_and_is_capped(failures: int) -> None:
+    cap = 8.0
+    delay = min(cap, 2 ** (failures - 1))
+    for _ in range(50):
+        assert delay / 2 <= backoff(failures, cap) <= delay
+
+
+class FakeSqs:
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+        self.deleted: list[str] = []
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        item = self.batches.pop(0) if self.batches else []
+        if isinstance(item, Exception):
+            raise item
+        return {"Messages": [{"ReceiptHandle": f"rh-{m}", "Body": "{}"} for m in item]}
+
+    def delete_message_batch(self, **kwargs: Any) -> None:
+        self.deleted.extend(e["ReceiptHandle"] for e in kwargs["Entries"])
+
+
+def test_poller_deletes_messages_and_kicks_once_per_batch() -> None:
+    sqs = FakeSqs([[1, 2, 3]])
+    kick, stop, metrics = threading.Event(), threading.Event(), Metrics()
+    poller = QueuePoller(sqs, "http://127.0.0.1/q", 0, kick, stop, metrics, 1.0)
+    assert poller.poll_once() == 3
+    assert kick.is_set() and sqs.deleted == ["rh-1", "rh-2", "rh-3"]
+    assert metrics.queue_messages._value.get() == 3
+
+
+def test_poller_survives_sqs_errors() -> None:
+    kick, stop, metrics = threading.Event(), threading.Event(), Metrics()
+    sqs = FakeSqs([ConnectionError("sqs down"), ConnectionError("sqs down"), [7]])
+    poller = QueuePoller(sqs, "http://127.0.0.1/q", 0, kick, stop, metrics, 0.01)
+    poller.start()
+    assert kick.wait(WAIT)
+    stop.set()
+    poller.join(WAIT)
+    assert metrics.queue_errors._value.get() == 2 and sqs.deleted == ["rh-7"]
