@@ -15,6 +15,7 @@ import os
 import posixpath
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,22 +144,74 @@ def _check_file(info: tarfile.TarInfo, name: str, limits: Limits) -> None:
         raise UnsafeArchive(f"{name!r}: {info.size} bytes is over the per-file limit of {limits.max_file_bytes}")
 
 
+class _CappedReader(io.RawIOBase):
+    """The decompressed stream, refused past `cap` bytes: tar headers (PAX records included) are read into
+    memory by tarfile, so the cap bounds memory whatever a compressed bomb claims."""
+
+    def __init__(self, raw: BinaryIO, cap: int) -> None:
+        self.raw = raw
+        self.cap = cap
+        self.seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.raw.read(size if size >= 0 else 1 << 20)
+        self.seen += len(chunk)
+        if self.seen > self.cap:
+            raise UnsafeArchive(f"decompresses to more than {self.cap} bytes")
+        return chunk
+
+
+def _stream_cap(limits: Limits) -> int:
+    # contents + a generous allowance per entry for headers and padding
+    return limits.max_uncompressed_bytes + 4096 * 2 * limits.max_files + (1 << 20)
+
+
+class _Tree:
+    """Names seen so far: refuses duplicates and a file used as a folder (or a folder as a file), which
+    would fail half-way through an extraction on every host."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+
+    def add(self, name: str, is_dir: bool) -> None:
+        if name in self.files or (not is_dir and name in self.dirs):
+            raise UnsafeArchive(f"{name!r}: duplicate entry")
+        parent = posixpath.dirname(name)
+        while parent:
+            if parent in self.files:
+                raise UnsafeArchive(f"{name!r}: {parent!r} is a file, not a folder")
+            self.dirs.add(parent)
+            parent = posixpath.dirname(parent)
+        (self.dirs if is_dir else self.files).add(name)
+        if len(self.dirs) > self.limits.max_files:
+            raise UnsafeArchive(f"more than {self.limits.max_files} folders")
+
+
 def iter_members(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Iterator[Member]:
     """Stream the archive once, yielding only safe members; raise UnsafeArchive on the first bad one."""
-    seen: set[str] = set()
+    tree = _Tree(limits)
     files = 0
     total = 0
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|gz") as tar:
+        with (
+            gzip.GzipFile(fileobj=fileobj, mode="rb") as gz,
+            tarfile.open(fileobj=_CappedReader(gz, _stream_cap(limits)), mode="r|") as tar,  # type: ignore[arg-type]
+        ):
             for info in tar:
+                if info.isdir() and info.name.strip("/") in ("", "."):
+                    continue  # the root entry `tar -C dir .` writes: the project folder itself
                 name = _safe_name(info.name, limits)
-                if name in seen:
-                    raise UnsafeArchive(f"{name!r}: duplicate entry")
-                seen.add(name)
                 if info.isdir():
+                    tree.add(name, is_dir=True)
                     yield Member(name=name, is_dir=True, data=b"")
                     continue
                 _check_file(info, name, limits)
+                tree.add(name, is_dir=False)
                 files += 1
                 total += info.size
                 if files > limits.max_files:
@@ -172,7 +225,7 @@ def iter_members(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Iterator
                 yield Member(name=name, is_dir=False, data=data)
     except UnsafeArchive:
         raise
-    except (tarfile.TarError, EOFError, OSError, UnicodeError) as exc:
+    except (tarfile.TarError, EOFError, OSError, UnicodeError, zlib.error) as exc:
         raise UnsafeArchive(f"not a readable tar.gz archive: {exc}") from None
     if files == 0:
         raise UnsafeArchive("the archive holds no files")

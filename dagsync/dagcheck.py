@@ -71,6 +71,9 @@ def inspect_members(members: Iterable[Member]) -> ContentReport:
         except ValueError as exc:  # e.g. null bytes
             report.errors.append(f"{member.name}: cannot be compiled: {exc}")
             continue
+        except (RecursionError, MemoryError):  # e.g. 100,000 nested unary operators
+            report.errors.append(f"{member.name}: nested too deeply to compile")
+            continue
         report.dag_ids.extend(dag_ids_in(tree))
     dupes = sorted({d for d in report.dag_ids if report.dag_ids.count(d) > 1})
     if dupes:

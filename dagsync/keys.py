@@ -16,6 +16,10 @@ def catalog_key(project: str) -> str:
     return f"catalog/{project}.yaml"
 
 
+def history_key(project: str) -> str:
+    return f"status/history/{project}.json"
+
+
 def host_status_key(host: str) -> str:
     return f"hosts/{host}.json"
 

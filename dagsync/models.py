@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # A project becomes a folder (and a symlink) in every host's DAG folder: keep names boring.
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Versions become part of S3 keys and store folder names.
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+# No ".." anywhere: harmless as a path segment here (a version cannot start with "."), but never worth the doubt.
+VERSION_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 HOST_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -32,7 +33,7 @@ ProjectName = Annotated[
     str, _check(PROJECT_RE, "project name", "use 1-63 of a-z 0-9 _ -, starting with a letter or digit")
 ]
 Version = Annotated[
-    str, _check(VERSION_RE, "version", "use 1-64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit")
+    str, _check(VERSION_RE, "version", "use 1-64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit, no '..'")
 ]
 HostName = Annotated[str, _check(HOST_RE, "host name", "use 1-63 of a-z 0-9 -, starting with a letter or digit")]
 Sha256 = Annotated[str, _check(SHA256_RE, "sha256", "64 lowercase hex digits")]
@@ -78,6 +79,8 @@ class CatalogEntry(_Model):
 
 
 class Catalog(_Model):
+    max_document_bytes: ClassVar[int] = 8 * 1024 * 1024  # grows with history, one entry per publish
+
     project: ProjectName
     entries: list[CatalogEntry] = Field(default_factory=list)
 
@@ -106,6 +109,8 @@ class ReleasedProject(_Model):
 class Release(_Model):
     """Resolved desired state, written only by the validator. `sequence` only grows."""
 
+    max_document_bytes: ClassVar[int] = 32 * 1024 * 1024  # grows with the number of live projects
+
     schema_version: Literal[1] = 1
     sequence: int = Field(ge=1)
     manifest_etag: str
@@ -129,6 +134,24 @@ class Rejection(_Model):
     at: datetime
     reason: str
     errors: list[str] = Field(default_factory=list)
+
+
+class HistoryEntry(_Model):
+    """A project's live version changed in release `sequence` (version None: retired)."""
+
+    sequence: int = Field(ge=1)
+    version: Version | None
+    sha256: Sha256 | None = None
+    at: datetime
+
+
+class ProjectHistory(_Model):
+    """status/history/<project>.json, appended by the validator: what was live, and from which release."""
+
+    max_document_bytes: ClassVar[int] = 4 * 1024 * 1024
+
+    project: ProjectName
+    entries: list[HistoryEntry] = Field(default_factory=list)
 
 
 class HostStatus(_Model):

@@ -30,36 +30,67 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise DocumentError(f"YAML anchors are not allowed (line {node.start_mark.line + 1})")
         return node
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Refuse duplicate keys: PyYAML silently keeps the last one, so `sales: 1.0` twice hides a mistake."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable key: SafeLoader refuses it with its own message
+                continue
+            if duplicate:
+                raise DocumentError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        return super().construct_mapping(node, deep=deep)
 
-def _decode(data: bytes, what: str) -> str:
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(f"{what} is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+
+def _limit(model: type[BaseModel]) -> int:
+    """Documents people write get the default limit; a model may declare a larger one (`max_document_bytes`)
+    for documents that grow with the number of projects (release.json) or with history (catalogs)."""
+    return int(getattr(model, "max_document_bytes", MAX_DOCUMENT_BYTES))
+
+
+def _decode(data: bytes, what: str, limit: int = MAX_DOCUMENT_BYTES) -> str:
+    if len(data) > limit:
+        raise DocumentError(f"{what} is {len(data)} bytes; the limit is {limit}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DocumentError(f"{what} is not UTF-8: {exc}") from None
 
 
+def _problem(err: Any) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(top)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "string_type":
+        # YAML reads 1.10 as the number 1.1, and yes/no/on/off as booleans.
+        msg += f" (YAML read {err['input']!r} as {type(err['input']).__name__}: quote it)"
+    return f"{where}: {msg}"
+
+
 def _validate(model: type[M], raw: Any, what: str) -> M:
+    if raw is None:
+        raise DocumentError(f"{what} is empty")
     if not isinstance(raw, dict):
-        raise DocumentError(f"{what} must be a mapping, not {type(raw).__name__}")
+        raise DocumentError(f"{what} must be a mapping at the top level, not a {type(raw).__name__}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise DocumentError(f"{what} is invalid: {problems}") from None
 
 
 def load_yaml(model: type[M], data: bytes, what: str) -> M:
-    text = _decode(data, what)
+    text = _decode(data, what, _limit(model))
     try:
         raw = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
     except DocumentError:
         raise
     except yaml.YAMLError as exc:
         raise DocumentError(f"{what} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise DocumentError(f"{what} is nested too deeply") from None
     return _validate(model, raw, what)
 
 
@@ -68,11 +99,13 @@ def dump_yaml(model: BaseModel) -> bytes:
 
 
 def load_json(model: type[M], data: bytes, what: str) -> M:
-    text = _decode(data, what)
+    text = _decode(data, what, _limit(model))
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DocumentError(f"{what} is nested too deeply") from None
     return _validate(model, raw, what)
 
 

@@ -11,9 +11,9 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from dagsync import keys
+from dagsync import history, keys
 from dagsync.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, iter_members
 from dagsync.dagcheck import inspect_members
 from dagsync.documents import JSON, read_catalog, read_rejection, read_release
@@ -42,39 +42,45 @@ class Validator:
         on_rejection: Callable[[Rejection], None] = lambda _: None,
         limits: Limits = DEFAULT_LIMITS,
         attempts: int = 3,
+        record_history: bool = True,
     ) -> None:
         self.store = store
         self.on_release = on_release
         self.on_rejection = on_rejection
         self.limits = limits
         self.attempts = attempts
+        self.record_history = record_history
 
-    def run(self) -> Outcome:
+    def run(self, *, recheck_rejected: bool = False) -> Outcome:
+        """Validate the current manifest. `recheck_rejected` (the schedule) looks again at a manifest that
+        was rejected, in case what it was missing (a catalog entry, an archive) has appeared since."""
         for _ in range(self.attempts):
             try:
-                return self._run_once()
+                return self._run_once(recheck_rejected)
             except PreconditionFailed:
                 log.info("release.json changed while validating; starting over")
         raise RuntimeError(f"release.json kept changing during {self.attempts} attempts")
 
-    def _run_once(self) -> Outcome:
+    def _run_once(self, recheck_rejected: bool) -> Outcome:
+        # Release first, then manifest: the manifest read is then at least as new as the one the release was
+        # built from, and the IfMatch on the release makes sure nobody released anything in between.
+        # (Manifest first would let a slow run release an old manifest over a newer release.)
+        previous, previous_etag = read_release(self.store)
         blob = self.store.get(keys.MANIFEST_KEY)
         if blob is None:
             return Outcome("noop", "no manifest yet")
-        previous, previous_etag = read_release(self.store)
         if previous is not None and previous.manifest_etag == blob.etag:
             return Outcome("noop", "manifest unchanged since release", sequence=previous.sequence)
-        rejected = read_rejection(self.store)
-        if rejected is not None and rejected.manifest_etag == blob.etag:
-            return Outcome("noop", "manifest already rejected", errors=[rejected.reason])
+        rejected = _read_rejection(self.store)
+        already = rejected is not None and rejected.manifest_etag == blob.etag
+        if already and not recheck_rejected:
+            assert rejected is not None
+            return Outcome("noop", "manifest already rejected", errors=list(rejected.errors))
 
-        try:
-            manifest = load_yaml(Manifest, blob.data, keys.MANIFEST_KEY)
-        except DocumentError as exc:
-            return self._reject(blob.etag, [str(exc)])
-        resolved, errors = self._resolve(manifest, previous)
-        errors += duplicate_dag_ids(resolved)
+        resolved, errors = self._check(blob.data, previous)
         if errors:
+            if already and rejected is not None and rejected.errors == errors:
+                return Outcome("noop", "manifest still rejected", errors=errors)
             return self._reject(blob.etag, errors)
 
         sequence = (previous.sequence if previous else 0) + 1
@@ -88,7 +94,17 @@ class Validator:
         self.on_release(
             ChangeEvent(sequence=sequence, release_etag=etag, published_at=release.published_at, changed=changed)
         )
+        if self.record_history:
+            history.record(self.store, release, changed)
         return Outcome("accepted", f"release {sequence}", sequence=sequence, changed=changed)
+
+    def _check(self, data: bytes, previous: Release | None) -> tuple[dict[str, ReleasedProject], list[str]]:
+        try:
+            manifest = load_yaml(Manifest, data, keys.MANIFEST_KEY)
+        except DocumentError as exc:
+            return {}, [str(exc)]
+        resolved, errors = self._resolve(manifest, previous)
+        return resolved, errors + duplicate_dag_ids(resolved)
 
     def _resolve(self, manifest: Manifest, previous: Release | None) -> tuple[dict[str, ReleasedProject], list[str]]:
         resolved: dict[str, ReleasedProject] = {}
@@ -96,7 +112,7 @@ class Validator:
         for project, version in manifest.projects.items():
             prior = previous.projects.get(project) if previous else None
             if prior is not None and prior.version == version:
-                resolved[project] = prior  # validated when it went live; archives are immutable
+                resolved[project] = prior  # validated when it went live; hosts re-check its sha256
                 continue
             try:
                 resolved[project] = self._resolve_one(project, version)
@@ -106,37 +122,58 @@ class Validator:
 
     def _resolve_one(self, project: str, version: str) -> ReleasedProject:
         catalog: Catalog | None = read_catalog(self.store, project)
+        if catalog is not None and catalog.project != project:
+            raise ResolveError(f"catalog/{project}.yaml says it is the catalog of {catalog.project!r}")
         entry = catalog.find(version) if catalog else None
         if entry is None:
             known = ", ".join(e.version for e in catalog.entries[-5:]) if catalog else ""
             raise ResolveError(f"not in catalog/{project}.yaml" + (f" (latest: {known})" if known else ""))
         if entry.archive_key != keys.archive_key(project, version):
             raise ResolveError(f"catalog points at {entry.archive_key!r}, not this project's archive key")
-        blob = self.store.get(entry.archive_key)
-        if blob is None:
-            raise ResolveError(f"archive {entry.archive_key} is missing")
-        if len(blob.data) != entry.size:
-            raise ResolveError(f"archive is {len(blob.data)} bytes, the catalog says {entry.size}")
-        if len(blob.data) > self.limits.max_compressed_bytes:
-            raise ResolveError(f"archive is over the {self.limits.max_compressed_bytes}-byte limit")
-        digest = hashlib.sha256(blob.data).hexdigest()
+        if entry.size > self.limits.max_compressed_bytes:
+            raise ResolveError(f"archive is {entry.size} bytes; the limit is {self.limits.max_compressed_bytes}")
+        data = self._fetch(entry.archive_key, entry.size)
+        if len(data) != entry.size:
+            raise ResolveError(f"archive is {len(data)} bytes, the catalog says {entry.size}")
+        digest = hashlib.sha256(data).hexdigest()
         if digest != entry.sha256:
-            raise ResolveError(f"archive sha256 {digest[:12]} does not match the catalog's {entry.sha256[:12]}")
+            raise ResolveError(
+                f"archive sha256 {digest[:12]} does not match the catalog's {entry.sha256[:12]} "
+                "(was the archive overwritten?)"
+            )
         try:
-            report = inspect_members(iter_members(io.BytesIO(blob.data), self.limits))
+            report = inspect_members(iter_members(io.BytesIO(data), self.limits))
         except UnsafeArchive as exc:
             raise ResolveError(f"unsafe archive: {exc}") from None
         if report.errors:
-            raise ResolveError("; ".join(report.errors))
+            raise ResolveError("DAG content refused: " + "; ".join(report.errors))
+        if (report.files, report.uncompressed_size) != (entry.files, entry.uncompressed_size):
+            raise ResolveError(
+                f"archive holds {report.files} files ({report.uncompressed_size} bytes), the catalog says "
+                f"{entry.files} ({entry.uncompressed_size} bytes)"
+            )
         return ReleasedProject(
             version=version,
             archive_key=entry.archive_key,
             sha256=digest,
-            size=len(blob.data),
+            size=len(data),
             files=report.files,
             uncompressed_size=report.uncompressed_size,
             dag_ids=report.dag_ids,
         )
+
+    def _fetch(self, key: str, expected: int) -> bytes:
+        """The archive, read no further than one chunk past the size the catalog records."""
+        sink = _BoundedSink(expected)
+        try:
+            self.store.download(key, sink)
+        except _TooLarge:
+            raise ResolveError(f"archive is larger than the {expected} bytes the catalog records") from None
+        except Exception as exc:
+            if _is_missing(exc):
+                raise ResolveError(f"archive {key} is missing") from None
+            raise
+        return sink.getvalue()
 
     def _reject(self, manifest_etag: str, errors: list[str]) -> Outcome:
         reason = errors[0] if len(errors) == 1 else f"{len(errors)} problems: " + "; ".join(errors)
@@ -144,6 +181,36 @@ class Validator:
         self.store.put(keys.REJECTION_KEY, dump_json(rejection), content_type=JSON)
         self.on_rejection(rejection)
         return Outcome("rejected", reason, errors=errors)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BoundedSink(io.BytesIO):
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise _TooLarge
+        return super().write(data)
+
+
+def _is_missing(exc: Exception) -> bool:
+    if isinstance(exc, KeyError | FileNotFoundError):
+        return True
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code in ("NoSuchKey", "404", "NotFound")
+
+
+def _read_rejection(store: ObjectStore) -> Rejection | None:
+    try:
+        return read_rejection(store)
+    except DocumentError:
+        return None  # unreadable: validate as if there were none, and overwrite it if rejected again
 
 
 class ResolveError(ValueError):

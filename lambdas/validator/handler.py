@@ -90,8 +90,8 @@ _once = _OncePerInvocation()
 
 
 @tracer.capture_method
-def validate() -> Outcome:
-    outcome = runtime().validator.run()
+def validate(*, recheck_rejected: bool = False) -> Outcome:
+    outcome = runtime().validator.run(recheck_rejected=recheck_rejected)
     metrics.add_metric(name={"accepted": "Releases", "rejected": "Rejections", "noop": "Noops"}[outcome.status],
                        unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome.status == "rejected" else logger.info
@@ -114,6 +114,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     global _once
     _once = _OncePerInvocation()
     if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
-        outcome = _once()
+        # The safety net also looks again at a rejected manifest: what it lacked may have been published since.
+        outcome = validate(recheck_rejected=True)
         return {"outcome": outcome.status, "detail": outcome.detail}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
