@@ -1,0 +1,144 @@
+"""The agent against moto in-process: once mode, the event path through SNS -> SQS, host status."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main
+from agent.config import load_config
+from agent.health import Health
+from agent.loop import Agent, QueuePoller, make_syncer
+from agent.metrics import Metrics
+from dagsync import keys, serde
+from dagsync.archive import build_archive
+from dagsync.models import ChangeEvent, HostStatus, Release, ReleasedProject
+from dagsync.store import S3Store
+
+WAIT = 30.0
+
+
+def put_release(store: S3Store, tmp_path: Path, sequence: int, projects: dict[str, tuple[str, str]]) -> Release:
+    """Upload one archive per project (a single dag file with `body`) and the release.json naming them."""
+    released = {}
+    for name, (version, body) in projects.items():
+        src = tmp_path / "src" / name / version
+        src.mkdir(parents=True, exist_ok=True)
+        (src / f"{name}_dag.py").write_text(body)
+        built = build_archive(src)
+        key = keys.archive_key(name, version)
+        store.put(key, built.data)
+        released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256, size=built.size,
+                                         files=built.files, uncompressed_size=built.uncompressed_size)
+    release = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released)
+    store.put(keys.RELEASE_KEY, serde.dump_json(release), content_type="application/json")
+    return release
+
+
+def wait_for(condition: Any, timeout: float = WAIT) -> bool:
+    deadline, pause = time.monotonic() + timeout, threading.Event()
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        pause.wait(0.02)
+    return bool(condition())
+
+
+def link(dags: Path, project: str) -> str | None:
+    return os.readlink(dags / project) if os.path.islink(dags / project) else None
+
+
+def test_once_syncs_everything(aws: dict[str, Any], store: S3Store, tmp_path: Path) -> None:
+    rel = put_release(store, tmp_path, 1, {"alpha": ("1", "a = 1\n"), "beta": ("2", "b = 2\n")})
+    dags = tmp_path / "dags"
+    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"], "--listen", "0"]) == 0
+    assert link(dags, "alpha") == f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}"
+    assert (dags / "beta" / "beta_dag.py").read_text() == "b = 2\n"
+
+
+def test_once_project_fetches_only_that_archive(aws: dict[str, Any], store: S3Store, tmp_path: Path) -> None:
+    put_release(store, tmp_path, 1, {"alpha": ("1", "a\n"), "beta": ("2", "b\n")})
+    dags = tmp_path / "dags"
+    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"], "--project", "beta"]) == 0
+    assert link(dags, "beta") and not os.path.lexists(dags / "alpha")
+    assert sorted(p.name for p in (dags / ".dagsync/store").iterdir()) == ["beta"]
+
+
+def test_once_project_not_in_release_fails_clearly(aws: dict[str, Any], store: S3Store, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    put_release(store, tmp_path, 1, {"alpha": ("1", "a\n")})
+    rc = main(["once", "--dags-dir", str(tmp_path / "dags"), "--bucket", aws["bucket"], "--project", "nope"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "nope" in err and "not in release.json" in err and "alpha" in err
+
+
+def test_once_without_release_json_fails_and_removes_nothing(aws: dict[str, Any], store: S3Store,
+                                                             tmp_path: Path) -> None:
+    put_release(store, tmp_path, 1, {"alpha": ("1", "a\n")})
+    dags = tmp_path / "dags"
+    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"]]) == 0
+    store.delete(keys.RELEASE_KEY)
+    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"]]) == 1
+    assert link(dags, "alpha")
+
+
+@pytest.fixture
+def running_agent(aws: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
+    """Start an agent loop + poller in threads; yields a starter taking config overrides."""
+    started: list[tuple[Agent, threading.Thread]] = []
+
+    def start(**overrides: Any) -> Agent:
+        flags = {"dags_dir": str(tmp_path / "dags"), "bucket": aws["bucket"], "host": "host-1",
+                 "queue_url": aws["host_queues"]["host-1"], "reconcile_interval": 3600.0, "poll_wait": 1,
+                 "backoff_max": 0.2, **overrides}
+        cfg = load_config(flags, {})
+        metrics, stop, kick = Metrics(), threading.Event(), threading.Event()
+        agent = Agent(cfg, make_syncer(cfg, metrics, stop, write_status=True), Health(metrics, 300), stop, kick)
+        sqs = aws["settings"].client("sqs")
+        QueuePoller(sqs, cfg.queue_url, cfg.poll_wait, kick, stop, metrics, cfg.backoff_max).start()
+        thread = threading.Thread(target=agent.run, daemon=True)
+        thread.start()
+        started.append((agent, thread))
+        return agent
+
+    yield start
+    for agent, thread in started:
+        agent.request_stop()
+        thread.join(WAIT)
+
+
+def test_change_event_through_sns_flips_without_waiting_for_the_timer(
+    aws: dict[str, Any], store: S3Store, tmp_path: Path, running_agent: Any
+) -> None:
+    put_release(store, tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    agent = running_agent()
+    dags = tmp_path / "dags"
+    assert wait_for(lambda: agent.health.ready)
+    rel = put_release(store, tmp_path, 2, {"alpha": ("2", "a = 2\n")})
+    event = ChangeEvent(sequence=2, release_etag='"x"', published_at=rel.published_at, changed=["alpha"])
+    aws["settings"].client("sns").publish(TopicArn=aws["topic_arn"], Message=event.model_dump_json())
+    assert wait_for(lambda: link(dags, "alpha") == f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}")
+    assert agent.syncer.metrics.event_to_flip._sum.get() > 0
+    status = serde.load_json(HostStatus, store.get(keys.host_status_key("host-1")).data, "status")  # type: ignore[union-attr]
+    assert wait_for(lambda: json.loads(store.get(keys.host_status_key("host-1")).data)["sequence"] == 2)  # type: ignore[union-attr]
+    assert status.host == "host-1"
+
+
+def test_sqs_unreachable_the_timer_still_syncs(aws: dict[str, Any], store: S3Store, tmp_path: Path,
+                                               running_agent: Any) -> None:
+    put_release(store, tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    missing = aws["host_queues"]["host-1"].rsplit("/", 1)[0] + "/no-such-queue"
+    agent = running_agent(queue_url=missing, reconcile_interval=0.2)
+    assert wait_for(lambda: agent.health.ready)
+    rel = put_release(store, tmp_path, 2, {"alpha": ("2", "a = 2\n")})
+    want = f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}"
+    assert wait_for(lambda: link(tmp_path / "dags", "alpha") == want)
+    assert wait_for(lambda: agent.syncer.metrics.queue_errors._value.get() >= 1)
