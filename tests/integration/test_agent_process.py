@@ -1,0 +1,202 @@
+"""`dagsync-agent` as a real process against a moto server on 127.0.0.1: health, signals, exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from dagsync import keys, serde
+from dagsync.archive import build_archive
+from dagsync.models import Release, ReleasedProject
+
+WAIT = 60.0
+BUCKET = "agent-proc-bucket"
+
+
+def wait_for(condition: Any, timeout: float = WAIT) -> bool:
+    deadline, pause = time.monotonic() + timeout, threading.Event()
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        pause.wait(0.05)
+    return bool(condition())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Moto:
+    def __init__(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+        self.sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.queue_url = self.sqs.create_queue(QueueName="agent-proc-host")["QueueUrl"]
+
+    def release(self, tmp_path: Path, sequence: int, projects: dict[str, tuple[str, str]]) -> Release:
+        released = {}
+        for name, (version, body) in projects.items():
+            src = tmp_path / "src" / name / version
+            src.mkdir(parents=True, exist_ok=True)
+            (src / "dag.py").write_text(body)
+            built = build_archive(src)
+            key = keys.archive_key(name, version)
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=built.data)
+            released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256,
+                                             size=built.size, files=built.files,
+                                             uncompressed_size=built.uncompressed_size)
+        rel = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released)
+        self.s3.put_object(Bucket=BUCKET, Key=keys.RELEASE_KEY, Body=serde.dump_json(rel))
+        return rel
+
+
+@pytest.fixture
+def moto() -> Iterator[Moto]:
+    server = Moto()
+    yield server
+    server.server.stop()
+
+
+class AgentProcess:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self.fh = log.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", *args], stdout=self.fh,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def http(self, port: int, path: str, method: str = "GET") -> tuple[int, str]:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
+    def wait(self, timeout: float = WAIT) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.fh.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(WAIT)
+        self.fh.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Any]:
+    procs: list[AgentProcess] = []
+
+    def _spawn(*args: str, env: dict[str, str] | None = None) -> AgentProcess:
+        proc = AgentProcess(list(args), tmp_path / f"agent-{len(procs)}.log", env)
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.stop()
+
+
+def syncs_total(body: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith("dagsync_agent_syncs_total{"))
+
+
+def run_args(moto: Moto, dags: Path, port: int, *extra: str) -> list[str]:
+    return ["run", "--dags-dir", str(dags), "--bucket", BUCKET, "--endpoint-url", moto.endpoint,
+            "--queue-url", moto.queue_url, "--host", "proc-host", "--listen", f"127.0.0.1:{port}",
+            "--poll-wait", "1", "--backoff-max", "0.5", *extra]
+
+
+def test_run_serves_health_follows_events_and_obeys_signals(moto: Moto, tmp_path: Path, spawn: Any) -> None:
+    moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    dags, port = tmp_path / "dags", free_port()
+    agent = spawn(*run_args(moto, dags, port, "--reconcile-interval", "3600"))
+    assert wait_for(lambda: agent.http(port, "/readyz") == (200, "ok\n")), agent.log.read_text()
+    assert agent.http(port, "/healthz") == (200, "ok\n")
+    assert (dags / "alpha" / "dag.py").read_text() == "a = 1\n"
+
+    # A change message wakes the agent long before the hour-long timer.
+    rel = moto.release(tmp_path, 2, {"alpha": ("2", "a = 2\n")})
+    moto.sqs.send_message(QueueUrl=moto.queue_url, MessageBody='{"sequence": 2}')
+    want = f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}"
+    assert wait_for(lambda: os.readlink(dags / "alpha") == want), agent.log.read_text()
+
+    # POST /sync and SIGHUP each force a sync.
+    before = syncs_total(agent.http(port, "/metrics")[1])
+    assert agent.http(port, "/sync", "POST")[0] == 202
+    assert wait_for(lambda: syncs_total(agent.http(port, "/metrics")[1]) >= before + 1)
+    agent.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: syncs_total(agent.http(port, "/metrics")[1]) >= before + 2)
+    metrics = agent.http(port, "/metrics")[1]
+    assert "dagsync_agent_applied_sequence 2.0" in metrics and "dagsync_agent_projects_live 1.0" in metrics
+
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.wait() == 0
+    assert (dags / "alpha" / "dag.py").read_text() == "a = 2\n"
+    status = moto.s3.get_object(Bucket=BUCKET, Key=keys.host_status_key("proc-host"))["Body"].read()
+    assert b'"sequence": 2' in status
+
+
+def test_s3_unreachable_stays_ready_but_degraded(moto: Moto, tmp_path: Path, spawn: Any) -> None:
+    moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    dags, port = tmp_path / "dags", free_port()
+    agent = spawn(*run_args(moto, dags, port, "--reconcile-interval", "0.3"))
+    assert wait_for(lambda: agent.http(port, "/readyz") == (200, "ok\n")), agent.log.read_text()
+    moto.server.stop()
+    assert wait_for(lambda: agent.http(port, "/readyz")[1].startswith("degraded:")), agent.log.read_text()
+    assert agent.http(port, "/readyz")[0] == 200
+    assert agent.http(port, "/healthz")[0] == 200
+    assert (dags / "alpha" / "dag.py").read_text() == "a = 1\n"
+    moto.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # for the fixture's stop
+    moto.server.start()
+
+
+def test_max_failures_exits_non_zero(tmp_path: Path, spawn: Any) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    agent = spawn("run", "--dags-dir", str(tmp_path / "dags"), "--bucket", BUCKET, "--endpoint-url", closed,
+                  "--listen", "0", "--max-failures", "2", "--backoff-max", "0.1")
+    assert agent.wait() == 1
+    assert "too many consecutive failures" in agent.log.read_text()
+
+
+def test_once_project_in_a_fresh_process(moto: Moto, tmp_path: Path, spawn: Any) -> None:
+    moto.release(tmp_path, 1, {"alpha": ("1", "a\n"), "beta": ("1", "b\n")})
+    base = ["once", "--dags-dir", str(tmp_path / "dags"), "--bucket", BUCKET, "--endpoint-url", moto.endpoint]
+    assert spawn(*base, "--project", "alpha").wait() == 0
+    assert (tmp_path / "dags" / "alpha").is_symlink() and not (tmp_path / "dags" / "beta").exists()
+    missing = spawn(*base, "--project", "gamma")
+    assert missing.wait() == 1
+    assert "gamma" in missing.log.read_text() and "not in release.json" in missing.log.read_text()
+
+
+def test_bad_configuration_exits_2_naming_the_value(tmp_path: Path, spawn: Any) -> None:
+    agent = spawn("run", "--dags-dir", str(tmp_path), "--bucket", BUCKET,
+                  env={"DAGSYNC_RECONCILE_INTERVAL": "soon"})
+    assert agent.wait() == 2
+    assert "reconcile_interval (env DAGSYNC_RECONCILE_INTERVAL)" in agent.log.read_text()
