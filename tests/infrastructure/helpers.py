@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,18 @@ from infra.config import EnvironmentConfig
 from infra.stack import DagSyncStack
 
 DUMMY_CODE_DIR = Path(__file__).parent / "fixtures" / "dummy_lambda"
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+
+
+def feature_flags() -> dict[str, Any]:
+    """The app's CDK feature flags from cdk.json (without dagsync's own configuration)."""
+    context = json.loads(CDK_JSON.read_text())["context"]
+    return {k: v for k, v in context.items() if k.startswith("@aws-cdk/")}
+
+
+def bare_stack() -> cdk.Stack:
+    """A plain cdk.Stack under an App with the same feature flags as app.py."""
+    return cdk.Stack(cdk.App(context=feature_flags()), "Bare")
 
 
 def dummy_code() -> lambda_.Code:
@@ -27,7 +40,7 @@ def env_config(**overrides: Any) -> EnvironmentConfig:
 
 
 def stack_template(config: EnvironmentConfig | None = None) -> tuple[DagSyncStack, Template]:
-    app = cdk.App()
+    app = cdk.App(context=feature_flags())
     config = config or env_config()
     stack = DagSyncStack(app, config.stack_name, config=config, code=dummy_code())
     return stack, Template.from_stack(stack)
