@@ -1,7 +1,9 @@
 """`dagsync`: the publisher CLI that CI runs, plus `dagsync local up` (the embedded default).
 
 Exit codes: 0 done; 1 refused or failed (the message says why, nothing live changed);
-2 bad usage; 3 the validator rejected the manifest (--wait); 4 timed out waiting (--wait)."""
+2 bad usage; 3 the validator rejected the manifest (--wait), or `validate` found it invalid;
+4 timed out waiting (--wait, --wait-hosts: the lagging hosts are named); 5 superseded: a later manifest write
+replaced this change (--wait); 6 `diff --exit-code` found a difference. See docs/validation.md."""
 
 from __future__ import annotations
 
@@ -20,12 +22,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dagsync import __version__, constants, keys
 from dagsync.aws import AwsSettings
+from dagsync.cli_workflow import (
+    EXIT_SUPERSEDED,
+    add_publish_options,
+    add_workflow_commands,
+    attach_progress,
+    error_details,
+    wait_hosts,
+)
 from dagsync.documents import ConflictError, read_manifest, read_rejection, read_release
 from dagsync.models import HostStatus
 from dagsync.publisher import ManifestChange, PublishError, promote, publish, retire
 from dagsync.serde import DocumentError, load_json
 from dagsync.store import S3Store
-from dagsync.waiter import Rejected, WaitTimeout, wait_for_release
+from dagsync.waiter import Rejected, Superseded, WaitTimeout, wait_for_release
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -47,12 +57,17 @@ def _wait_options() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="return when the release includes this change; exit 3 with the reason if rejected")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default: 120)")
+    p.add_argument("--wait-hosts", nargs="*", metavar="HOST", default=None,
+                   help="implies --wait; then wait until these hosts (default: every host with a status) "
+                        "report the new release; exit 4 naming the hosts that lag")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dagsync", description="Publish Airflow DAG projects to every host.",
-                                     epilog="Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 rejected, 4 timeout.")
+                                     epilog="Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 rejected/invalid, "
+                                            "4 timeout, 5 superseded, 6 diff found differences "
+                                            "(docs/validation.md).")
     parser.add_argument("--version", action="version", version=f"dagsync {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", type=Path, help="the project's DAG folder")
     p.add_argument("--promote", action="store_true", help="also make this version live")
     p.add_argument("--published-by", default=None, help="recorded in the catalog (default: CI user)")
+    add_publish_options(p)
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("promote", parents=[aws, wait], help="make a published version live (or roll back)")
@@ -78,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[aws], help="manifest, release, rejection and hosts at a glance")
     p.set_defaults(func=cmd_status)
+    add_workflow_commands(sub, aws, wait)
 
     local = sub.add_parser("local", help="the embedded default: everything on this machine, no AWS account")
     local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
@@ -107,16 +124,19 @@ def _finish_change(args: argparse.Namespace, store: S3Store, change: ManifestCha
     what = f"{change.project} -> {change.version}" if change.version else f"{change.project} retired"
     text = (f"manifest: {what} (was {change.previous or 'absent'})" if change.changed
             else f"manifest: {what} already")
-    if args.wait:
+    if args.wait or args.wait_hosts is not None:
         release = wait_for_release(store, change, timeout=args.timeout)
         doc["release"] = {"sequence": release.sequence, "published_at": release.published_at.isoformat()}
         text += f"\nreleased: sequence {release.sequence}"
+        if args.wait_hosts is not None:
+            text += "\n" + wait_hosts(args, store, release, doc)
     _emit(args, doc, text)
     return EXIT_OK
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     store = _store(args)
+    attach_progress(args, store)
     result = publish(store, args.project, args.version, args.directory, promote_now=args.promote,
                      published_by=args.published_by)
     doc: dict[str, Any] = {
@@ -204,6 +224,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
 ERRORS: dict[type[BaseException], tuple[int, Callable[[BaseException], str]]] = {
     Rejected: (EXIT_REJECTED, str),
+    Superseded: (EXIT_SUPERSEDED, str),
     WaitTimeout: (EXIT_TIMEOUT, str),
     PublishError: (EXIT_FAILED, str),
     DocumentError: (EXIT_FAILED, str),
@@ -223,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, describe = next(v for k, v in ERRORS.items() if isinstance(exc, k))
         message = describe(exc)
         if getattr(args, "json", False):
-            print(json.dumps({"error": message, "exit_code": code}), flush=True)
+            print(json.dumps({"error": message, "exit_code": code, **error_details(exc)}), flush=True)
         print(f"dagsync {args.command}: {message}", file=sys.stderr)
         return code
 

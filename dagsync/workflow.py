@@ -1,0 +1,198 @@
+"""Workflow logic behind `dagsync rollback`, `history`, `diff` and `validate`. No printing: the CLI formats.
+
+Rollback target (when --to is not given): the version that was live before the current one, read from
+status/history/<project>.json (written by the validator on every release). When that history has nothing
+older (a bucket released before history existed), the catalog is the fallback: the newest version
+published before the live one. Either way the target must still be in the catalog, and the rollback is an
+ordinary promote through the validator, so it meets the same gate as any publish."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagsync import keys
+from dagsync.archive import DEFAULT_LIMITS, UnsafeArchive, iter_members
+from dagsync.dagcheck import inspect_members
+from dagsync.documents import read_catalog, read_manifest, read_rejection, read_release
+from dagsync.history import live_before, read_history
+from dagsync.models import Manifest
+from dagsync.publisher import ManifestChange, PublishError, check_name, package, promote
+from dagsync.serde import DocumentError, load_yaml
+from dagsync.store import ObjectStore
+from dagsync.waiter import host_statuses
+
+
+def rollback_target(store: ObjectStore, project: str) -> tuple[str | None, str]:
+    """(live version, version to roll back to)."""
+    check_name(project)
+    release, _ = read_release(store)
+    live = release.projects[project].version if release and project in release.projects else None
+    if live is None:
+        raise PublishError(f"{project} is not live; use `dagsync promote {project} VERSION` to bring it back")
+    target = live_before(read_history(store, project), live)
+    if target is None:
+        catalog = read_catalog(store, project)
+        versions = [e.version for e in catalog.entries] if catalog else []
+        older = versions[: versions.index(live)] if live in versions else []
+        target = older[-1] if older else None
+    if target is None:
+        raise PublishError(f"{project} has no earlier version to roll back to (live: {live}); pass --to VERSION")
+    return live, target
+
+
+def rollback(store: ObjectStore, project: str, to: str | None = None) -> tuple[str | None, str, ManifestChange]:
+    if to is None:
+        live, target = rollback_target(store, project)
+    else:
+        release, _ = read_release(store)
+        live = release.projects[project].version if release and project in release.projects else None
+        target = to
+    return live, target, promote(store, project, target)
+
+
+def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
+    """Published versions (catalog) and when each was live (history), newest first."""
+    check_name(project)
+    catalog = read_catalog(store, project)
+    if catalog is None:
+        raise PublishError(f"{project} has never been published (no catalog/{project}.yaml)")
+    history = read_history(store, project)
+    release, _ = read_release(store)
+    manifest, _ = read_manifest(store)
+    live = release.projects[project].version if release and project in release.projects else None
+    live_at: dict[str, list[int]] = {}
+    for h in history.entries:
+        if h.version:
+            live_at.setdefault(h.version, []).append(h.sequence)
+    return {
+        "project": project,
+        "live": live,
+        "manifest": manifest.projects.get(project) if manifest else None,
+        "published": [
+            {"version": e.version, "published_at": e.published_at.isoformat(), "published_by": e.published_by,
+             "sha256": e.sha256, "size": e.size, "files": e.files, "dag_ids": e.dag_ids,
+             "live_in_releases": live_at.get(e.version, []), "live": e.version == live}
+            for e in reversed(catalog.entries)
+        ],
+        "releases": [
+            {"sequence": h.sequence, "version": h.version, "at": h.at.isoformat()} for h in reversed(history.entries)
+        ],
+    }
+
+
+def diff_report(store: ObjectStore) -> dict[str, Any]:
+    """Manifest (intent) vs release (validated) vs hosts (applied), per project."""
+    manifest, manifest_etag = read_manifest(store)
+    release, _ = read_release(store)
+    rejection = read_rejection(store)
+    statuses = host_statuses(store)
+    hosts = {h: s for h, s in statuses.items() if not isinstance(s, str)}
+    wanted = manifest.projects if manifest else {}
+    released = {n: p.version for n, p in release.projects.items()} if release else {}
+    sequence = release.sequence if release else 0
+    rows = []
+    for name in sorted(set(wanted) | set(released) | {p for s in hosts.values() for p in s.projects}):
+        on_hosts = {h: s.projects.get(name) for h, s in sorted(hosts.items())}
+        row = {"project": name, "manifest": wanted.get(name), "release": released.get(name), "hosts": on_hosts}
+        row["pending"] = row["manifest"] != row["release"]
+        row["hosts_differ"] = sorted(h for h, v in on_hosts.items() if v != row["release"])
+        rows.append(row)
+    current_rejection = rejection if rejection and rejection.manifest_etag == manifest_etag else None
+    lagging = {h: s.sequence for h, s in hosts.items() if s.sequence < sequence}
+    in_sync = not any(r["pending"] or r["hosts_differ"] for r in rows) and not lagging and not current_rejection
+    return {
+        "in_sync": in_sync,
+        "release_sequence": sequence,
+        "rejection": current_rejection.model_dump(mode="json") if current_rejection else None,
+        "hosts": {h: {"sequence": s.sequence, "last_error": s.last_error} for h, s in sorted(hosts.items())},
+        "unreadable_hosts": {h: s for h, s in statuses.items() if isinstance(s, str)},
+        "lagging_hosts": lagging,
+        "projects": rows,
+    }
+
+
+@dataclass
+class Validation:
+    path: str
+    kind: str  # "manifest" | "dags" | "archive"
+    errors: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "ok": self.ok, "errors": self.errors, **self.details}
+
+
+def validate_path(path: Path, store: ObjectStore | None = None) -> Validation:
+    """The gate's rules, offline: a DAG folder, an archive (.tar.gz) or a manifest file.
+    With a store, a manifest's versions are also checked against the catalogs, and their dag_ids together."""
+    if path.is_dir():
+        return _validate_dags(path)
+    if path.name.endswith((".tar.gz", ".tgz")):
+        return _validate_archive(path)
+    return _validate_manifest(path, store)
+
+
+def _validate_dags(path: Path) -> Validation:
+    result = Validation(str(path), "dags")
+    try:
+        built, dag_ids = package(path)
+    except PublishError as exc:
+        result.errors.append(str(exc))
+        return result
+    result.details = {"files": built.files, "size": built.size, "uncompressed_size": built.uncompressed_size,
+                      "sha256": built.sha256, "dag_ids": dag_ids}
+    return result
+
+
+def _validate_archive(path: Path) -> Validation:
+    result = Validation(str(path), "archive")
+    if path.stat().st_size > DEFAULT_LIMITS.max_compressed_bytes:
+        result.errors.append(f"archive is {path.stat().st_size} bytes; the limit is "
+                             f"{DEFAULT_LIMITS.max_compressed_bytes}")
+        return result
+    try:
+        report = inspect_members(iter_members(io.BytesIO(path.read_bytes())))
+    except UnsafeArchive as exc:
+        result.errors.append(f"unsafe archive: {exc}")
+        return result
+    result.errors.extend(report.errors)
+    result.details = {"files": report.files, "uncompressed_size": report.uncompressed_size,
+                      "dag_ids": report.dag_ids}
+    return result
+
+
+def _validate_manifest(path: Path, store: ObjectStore | None) -> Validation:
+    result = Validation(str(path), "manifest")
+    try:
+        manifest = load_yaml(Manifest, path.read_bytes(), path.name)
+    except DocumentError as exc:
+        result.errors.append(str(exc))
+        return result
+    result.details = {"projects": dict(manifest.projects), "checked_against_bucket": store is not None}
+    if store is None:
+        return result
+    owners: dict[str, list[str]] = {}
+    for project, version in manifest.projects.items():
+        try:
+            catalog = read_catalog(store, project)
+        except DocumentError as exc:
+            result.errors.append(f"{project} {version}: {exc}")
+            continue
+        entry = catalog.find(version) if catalog else None
+        if entry is None:
+            result.errors.append(f"{project} {version}: not in {keys.catalog_key(project)}")
+            continue
+        for dag_id in entry.dag_ids:
+            owners.setdefault(dag_id, []).append(project)
+    result.errors.extend(
+        f"dag_id {d!r} is declared by more than one live project: {', '.join(sorted(p))}"
+        for d, p in sorted(owners.items()) if len(p) > 1
+    )
+    return result
