@@ -66,7 +66,8 @@ def inspect_members(members: Iterable[Member]) -> ContentReport:
         try:
             tree = compile(member.data, member.name, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
         except SyntaxError as exc:
-            report.errors.append(f"{member.name}:{exc.lineno}: syntax error: {exc.msg}")
+            where = f"{member.name}:{exc.lineno}" if exc.lineno else member.name
+            report.errors.append(f"{where}: syntax error: {exc.msg}")
             continue
         except ValueError as exc:  # e.g. null bytes
             report.errors.append(f"{member.name}: cannot be compiled: {exc}")
