@@ -21,6 +21,10 @@ PLATFORM = "manylinux2014_x86_64"
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
 
+def _skipped(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix == ".pyc" or any(p.endswith(".egg-info") for p in path.parts)
+
+
 def pip_command(target: Path, requirements: Path) -> list[str]:
     return [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
@@ -35,7 +39,7 @@ def source_hash(root: Path = REPO_ROOT) -> str:
     digest = hashlib.sha256()
     files = [root / REQUIREMENTS, Path(__file__)]
     for package in PACKAGES:
-        files.extend(p for p in (root / package).rglob("*.py") if "__pycache__" not in p.parts)
+        files.extend(p for p in (root / package).rglob("*") if p.is_file() and not _skipped(p))
     for path in sorted(set(files)):
         digest.update(str(path.relative_to(root) if path.is_relative_to(root) else path.name).encode())
         digest.update(path.read_bytes())
