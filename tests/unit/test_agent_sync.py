@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -265,3 +266,40 @@ def test_symlink_points_at_a_deleted_tree(publish: Callable, make_syncer: Callab
     syncer = make_syncer()  # a restart
     assert syncer.sync(full=True).outcome == "success"
     assert (dags / "alpha" / "dag_a.py").read_text() == "a = 1\n"
+
+
+def test_full_disk_during_download_keeps_the_old_tree_and_staging_clean(
+    publish: Callable, make_syncer: Callable[..., Syncer], store, dags: Path, monkeypatch
+) -> None:
+    publish(A1, sequence=1)
+    syncer = make_syncer()
+    syncer.sync(full=True)
+    publish({"alpha": ("2.0", {"dag_a.py": "a = 2\n"})}, sequence=2)
+
+    def full_disk(key: str, fileobj, *, on_bytes=None) -> None:
+        fileobj.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "download", full_disk)
+    result = syncer.sync(full=False)
+    assert result.outcome == "error" and "disk full" in (result.error or "")
+    assert (dags / "alpha" / "dag_a.py").read_text() == "a = 1\n"
+    assert list((dags / ".dagsync/staging").iterdir()) == []
+
+
+def test_stop_request_finishes_the_current_step_and_flips_nothing_half_done(
+    publish: Callable, make_syncer: Callable[..., Syncer], store, dags: Path, monkeypatch
+) -> None:
+    publish({"alpha": ("1", {"a.py": "1"}), "beta": ("1", {"b.py": "1"})}, sequence=1)
+    syncer = make_syncer()
+    real = store.download
+
+    def download_then_sigterm(key: str, fileobj, *, on_bytes=None) -> None:
+        real(key, fileobj, on_bytes=on_bytes)
+        syncer.stop.set()  # SIGTERM arrives during the first download
+
+    monkeypatch.setattr(store, "download", download_then_sigterm)
+    syncer.sync(full=True)
+    assert len(store.downloads) == 1  # the second fetch never started
+    assert [p.name for p in dags.iterdir() if p.is_symlink()] == []  # no flip after a stop request
+    assert syncer.state.sequence == 0 and list((dags / ".dagsync/staging").iterdir()) == []
