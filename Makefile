@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit test-integration test-infra test-e2e lint bench bench-quick torture clean
+.PHONY: demo test test-unit test-integration test-infra test-e2e lint synth bench bench-quick torture clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-e2e: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+# Synthesize every environment with the pinned CDK CLI (Node 20; jsii's end-of-life banner silenced).
+synth: $(STAMP)
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --yes aws-cdk@2.1148.1 synth --quiet
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
