@@ -14,12 +14,14 @@ PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # "a few MB": below this an upload is over
 
 
 class _Reader(io.RawIOBase):
-    """Wraps the body stream botocore prepared; reports the position after each read."""
+    """Wraps the body stream botocore prepared (a BytesIO, or an aws-chunked wrapper over https) and counts
+    the bytes the connection reads; a rewind for a retry starts the count again."""
 
     def __init__(self, inner: Any, total: int, report: Any) -> None:
         self._inner = inner
         self._total = total
         self._report = report
+        self._read = 0
 
     def __len__(self) -> int:
         return self._total
@@ -31,22 +33,26 @@ class _Reader(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        return int(self._inner.tell())
+        return self._read
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return int(self._inner.seek(offset, whence))
+        self._inner.seek(offset, whence)
+        self._read = offset if whence == io.SEEK_SET else self._read
+        return self._read
 
     def read(self, size: int = -1) -> bytes:
         chunk = bytes(self._inner.read(size))
-        self._report(self._inner.tell(), self._total)
+        self._read += len(chunk)
+        self._report(min(self._read, self._total), self._total)
         return chunk
 
 
-def _size(body: Any) -> int:
-    here = body.tell()
-    end = int(body.seek(0, io.SEEK_END))
-    body.seek(here)
-    return end - here
+def _length(request: Any) -> int:
+    headers = {k.lower(): v for k, v in dict(request.headers).items()}
+    for name in ("x-amz-decoded-content-length", "content-length"):
+        if name in headers:
+            return int(headers[name])
+    return 0
 
 
 class UploadProgress:
@@ -69,9 +75,10 @@ class UploadProgress:
             return
         if isinstance(body, bytes | bytearray):
             body = io.BytesIO(body)
+            request.body = body
         if not (hasattr(body, "read") and hasattr(body, "seek")):
             return
-        total = _size(body)
+        total = _length(request)
         if total >= self.min_bytes:
             request.body = _Reader(body, total, self.report)
 

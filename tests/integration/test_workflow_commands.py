@@ -1,0 +1,246 @@
+"""The CLI workflow against moto in-process: rollback, history, diff, validate, --wait outcomes,
+--wait-hosts, status, progress. Each prints JSON for CI and exits with a documented code."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagsync import cli, keys
+from dagsync.models import HostStatus
+from dagsync.publisher import publish
+from dagsync.serde import dump_json
+from dagsync.store import S3Store
+from tests.integration.gate_helpers import EXAMPLES, Recorder, bare_store, set_manifest
+
+BUCKET = "dagsync-artifacts"
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
+    monkeypatch.setenv("DAGSYNC_BUCKET", BUCKET)
+    monkeypatch.delenv("DAGSYNC_ENDPOINT_URL", raising=False)
+    yield from bare_store()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    """dagsync ARGV --json: (exit code, the JSON document printed, stderr)."""
+    code = cli.main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    return code, json.loads(out.strip().splitlines()[-1]), err
+
+
+class BackgroundValidator:
+    """The validator running as the Lambda would, every few milliseconds, while a command waits."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.stop = threading.Event()
+        self.recorder = Recorder(store)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.02):
+            self.recorder.run()
+
+    def __enter__(self) -> BackgroundValidator:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def release_versions(store: S3Store, history_of: str, capsys: pytest.CaptureFixture[str]) -> Any:
+    return run(capsys, "history", history_of)[1]
+
+
+def three_releases(store: S3Store, tmp_path: Path) -> None:
+    """sales 1.0 -> 2.0 -> 3.0, each released."""
+    for version, folder in (("1.0", "sales"), ("2.0", "marketing"), ("3.0", "finance")):
+        publish(store, "sales", version, EXAMPLES / folder, promote_now=True, published_by="ci")
+        assert Recorder(store).run().status == "accepted"
+
+
+def test_rollback_goes_to_the_version_live_before_the_current_one(store: S3Store, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Given sales went live as 1.0, 2.0, then 3.0
+    three_releases(store, tmp_path)
+    # When rolled back without --to, and the validator releases it
+    with BackgroundValidator(store):
+        code, doc, _ = run(capsys, "rollback", "sales", "--wait")
+    # Then 2.0 (the version live before 3.0) is live again
+    assert code == 0 and doc["from"] == "3.0" and doc["to"] == "2.0" and doc["release"]["sequence"] == 4
+    # And a second rollback goes back to what was live before 2.0 came back, i.e. 3.0 (like `cd -`)
+    with BackgroundValidator(store):
+        assert run(capsys, "rollback", "sales", "--wait")[1]["to"] == "3.0"
+        # And --to picks any published version
+        code, doc, _ = run(capsys, "rollback", "sales", "--to", "1.0", "--wait")
+    assert code == 0 and doc["to"] == "1.0"
+    history = run(capsys, "history", "sales")[1]
+    assert history["live"] == "1.0"
+    assert [r["version"] for r in history["releases"]] == ["1.0", "3.0", "2.0", "3.0", "2.0", "1.0"]
+    assert [p["version"] for p in history["published"]] == ["3.0", "2.0", "1.0"]
+    assert history["published"][2]["live_in_releases"] == [1, 6] and history["published"][2]["live"]
+
+
+def test_rollback_refuses_when_there_is_nothing_to_go_back_to(store: S3Store,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    publish(store, "sales", "1.0", EXAMPLES / "sales", promote_now=True)
+    Recorder(store).run()
+    code, doc, _ = run(capsys, "rollback", "sales")
+    assert code == 1 and "no earlier version to roll back to (live: 1.0)" in doc["error"]
+    code, doc, _ = run(capsys, "rollback", "ghost")
+    assert code == 1 and "ghost is not live" in doc["error"]
+    code, doc, _ = run(capsys, "rollback", "sales", "--to", "0.9")
+    assert code == 1 and "no published version 0.9" in doc["error"]
+
+
+def test_rollback_falls_back_to_the_catalog_when_there_is_no_history(store: S3Store,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a bucket released before history was recorded
+    publish(store, "sales", "1.0", EXAMPLES / "sales")
+    publish(store, "sales", "2.0", EXAMPLES / "marketing", promote_now=True)
+    Recorder(store, record_history=False).run()
+    code, doc, _ = run(capsys, "rollback", "sales")
+    assert code == 0 and doc["to"] == "1.0"
+
+
+def test_publish_wait_exits_3_printing_the_rejection_reason(store: S3Store, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Given release 1 with sales live
+    publish(store, "sales", "1.0", EXAMPLES / "sales", promote_now=True)
+    Recorder(store).run()
+    before = store.get(keys.RELEASE_KEY)
+    # And a new project that declares sales' dag_id (the CLI cannot know; the gate sees all live projects)
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "x.py").write_text("from airflow.sdk import DAG\nDAG('sales_refunds')\n")
+    with BackgroundValidator(store):
+        code, doc, err = run(capsys, "publish", "other", "1.0", str(clash), "--promote", "--wait", "--timeout", "60")
+    assert code == 3
+    assert "dag_id 'sales_refunds' is declared by more than one live project: other, sales" in err
+    assert doc["reason"] == "dag_id 'sales_refunds' is declared by more than one live project: other, sales"
+    assert store.get(keys.RELEASE_KEY) == before
+    # And status shows it
+    code, status, _ = run(capsys, "status")
+    assert status["rejection"]["reason"] == doc["reason"]
+    cli.main(["status"])
+    assert "REJECTED manifest" in capsys.readouterr().out
+
+
+def test_publish_wait_exits_5_when_a_later_write_replaced_the_change(store: S3Store,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a release of sales 1.0, then 2.0 promoted by this publisher
+    publish(store, "sales", "1.0", EXAMPLES / "sales", promote_now=True)
+    publish(store, "sales", "3.0", EXAMPLES / "finance")
+    Recorder(store).run()
+
+    # When someone else promotes 3.0 before the validator gets to 2.0
+    def race() -> None:
+        set_manifest(store, {"sales": "3.0"})
+        Recorder(store).run()
+
+    from dagsync import waiter
+
+    original = waiter.wait_for_release
+
+    def wait_after_race(*args: Any, **kwargs: Any) -> Any:
+        race()
+        return original(*args, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(cli, "wait_for_release", wait_after_race)
+    try:
+        code, doc, err = run(capsys, "publish", "sales", "2.0", str(EXAMPLES / "marketing"), "--promote", "--wait",
+                             "--timeout", "5")
+    finally:
+        mp.undo()
+    # Then the publisher is told it did not win, and what is live instead
+    assert code == 5 and doc["live_version"] == "3.0"
+    assert "sales 2.0 is not live: a later manifest write made it 3.0" in err
+
+
+def host(store: S3Store, name: str, sequence: int, **projects: str) -> None:
+    status = HostStatus(host=name, sequence=sequence, projects=projects, agent_version="test",
+                        updated_at=datetime.now(UTC))
+    store.put(keys.host_status_key(name), dump_json(status))
+
+
+def test_wait_hosts_names_the_lagging_hosts_and_exits_4(store: S3Store, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given two hosts at release 0
+    host(store, "host-1", 0)
+    host(store, "host-2", 0)
+    with BackgroundValidator(store):
+        # When a publish waits for all hosts, and only host-1 catches up
+        def catch_up() -> None:
+            host(store, "host-1", 1, sales="1.0")
+
+        threading.Timer(0.2, catch_up).start()
+        code, doc, err = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"), "--promote",
+                             "--wait-hosts", "--timeout", "2")
+        # Then it exits 4 naming host-2 only
+        assert code == 4 and doc["lagging_hosts"] == {"host-2": "at 0"}
+        assert "host-2 (at 0)" in err and "host-1" not in err
+        # When waiting for host-1 only, it succeeds
+        code, doc, _ = run(capsys, "promote", "sales", "1.0", "--wait-hosts", "host-1", "--timeout", "5")
+    assert code == 0 and doc["hosts"] == {"host-1": {"sequence": 1, "projects": {"sales": "1.0"}}}
+
+
+def test_diff_shows_manifest_release_and_hosts(store: S3Store, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given sales 1.0 released, finance promoted but not yet released, host-1 behind
+    publish(store, "sales", "1.0", EXAMPLES / "sales", promote_now=True)
+    Recorder(store).run()
+    host(store, "host-1", 0)
+    host(store, "host-2", 1, sales="1.0")
+    publish(store, "finance", "1.0", EXAMPLES / "finance", promote_now=True)
+    code, doc, _ = run(capsys, "diff", "--exit-code")
+    assert code == 6 and not doc["in_sync"] and doc["lagging_hosts"] == {"host-1": 0}
+    rows = {r["project"]: r for r in doc["projects"]}
+    assert rows["finance"] == {"project": "finance", "manifest": "1.0", "release": None,
+                               "hosts": {"host-1": None, "host-2": None}, "pending": True, "hosts_differ": []}
+    assert rows["sales"]["hosts_differ"] == ["host-1"]
+    # When everything catches up
+    Recorder(store).run()
+    host(store, "host-1", 2, sales="1.0", finance="1.0")
+    host(store, "host-2", 2, sales="1.0", finance="1.0")
+    # Then diff says so and exits 0
+    code, doc, _ = run(capsys, "diff", "--exit-code")
+    assert code == 0 and doc["in_sync"]
+
+
+def test_validate_a_manifest_against_the_bucket(store: S3Store, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    publish(store, "sales", "1.0", EXAMPLES / "sales")
+    publish(store, "finance", "1.0", EXAMPLES / "finance")
+    path = tmp_path / "manifest.yaml"
+    path.write_text('projects:\n  sales: "1.0"\n  finance: "2.0"\n')
+    # Offline only the schema is checked; with --bucket the versions are too
+    assert run(capsys, "validate", str(path))[0] == 0
+    code, doc, _ = run(capsys, "validate", str(path), "--bucket", BUCKET)
+    assert code == 3 and doc["errors"] == ["finance 2.0: not in catalog/finance.yaml"]
+    path.write_text('projects:\n  sales: "1.0"\n  finance: "1.0"\n')
+    assert run(capsys, "validate", str(path), "--bucket", BUCKET)[0] == 0
+    code, doc, _ = run(capsys, "validate", str(tmp_path / "nope.yaml"))
+    assert code == 1 and "does not exist" in doc["error"]
+
+
+def test_a_large_upload_shows_progress_on_stderr(store: S3Store, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a project with 5 MB of incompressible data
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "data.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    (big / "dag.py").write_text("from airflow.sdk import DAG\nDAG('big')\n")
+    code, _, err = run(capsys, "publish", "big", "1.0", str(big), "--progress")
+    assert code == 0 and "uploading big 1.0:" in err and "(100%)" in err
+    # And a small one prints no progress
+    code, _, err = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"), "--progress")
+    assert code == 0 and "uploading" not in err
