@@ -96,7 +96,8 @@ def diff_report(store: ObjectStore) -> dict[str, Any]:
     rows = []
     for name in sorted(set(wanted) | set(released) | {p for s in hosts.values() for p in s.projects}):
         on_hosts = {h: s.projects.get(name) for h, s in sorted(hosts.items())}
-        row = {"project": name, "manifest": wanted.get(name), "release": released.get(name), "hosts": on_hosts}
+        row: dict[str, Any] = {"project": name, "manifest": wanted.get(name), "release": released.get(name),
+                               "hosts": on_hosts}
         row["pending"] = row["manifest"] != row["release"]
         row["hosts_differ"] = sorted(h for h, v in on_hosts.items() if v != row["release"])
         rows.append(row)
