@@ -148,7 +148,7 @@ class _CappedReader(io.RawIOBase):
     """The decompressed stream, refused past `cap` bytes: tar headers (PAX records included) are read into
     memory by tarfile, so the cap bounds memory whatever a compressed bomb claims."""
 
-    def __init__(self, raw: BinaryIO, cap: int) -> None:
+    def __init__(self, raw: gzip.GzipFile, cap: int) -> None:
         self.raw = raw
         self.cap = cap
         self.seen = 0
