@@ -200,7 +200,7 @@ def iter_members(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Iterator
     try:
         with (
             gzip.GzipFile(fileobj=fileobj, mode="rb") as gz,
-            tarfile.open(fileobj=_CappedReader(gz, _stream_cap(limits)), mode="r|") as tar,  # type: ignore[call-overload]
+            tarfile.open(fileobj=_CappedReader(gz, _stream_cap(limits)), mode="r|") as tar,
         ):
             for info in tar:
                 if info.isdir() and info.name.strip("/") in ("", "."):
