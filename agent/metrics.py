@@ -47,9 +47,10 @@ class Metrics:
             "dagsync_agent_unowned_entries", "Entries in the DAG folder that dagsync does not own.", registry=r
         )
         self.drift_repairs = Counter(
-            "dagsync_agent_drift_repairs", "Drift found and repaired, by kind (link, tree).", ["kind"], registry=r
+            "dagsync_agent_drift_repairs", "Drift found and repaired, by kind (link, tree, airflowignore).", ["kind"],
+            registry=r,
         )
-        for kind in ("link", "tree"):
+        for kind in ("link", "tree", "airflowignore"):
             self.drift_repairs.labels(kind)
         self.trees_removed = Counter(
             "dagsync_agent_trees_removed", "Old store trees deleted by retention.", registry=r

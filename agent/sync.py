@@ -113,6 +113,10 @@ class Syncer:
         return check
 
     def _sync(self, full: bool, only: Collection[str] | None) -> SyncResult:
+        if full and self.volume.ensure_airflowignore():
+            # Without the managed block Airflow's parser fails the whole folder: repair it even if S3 is down.
+            logs.warning("drift: .airflowignore managed block missing or changed, restored")
+            self.metrics.drift_repairs.labels("airflowignore").inc()
         release, changed = self.fetch_release()
         if not full and not changed:
             return SyncResult("noop", full, sequence=release.sequence)

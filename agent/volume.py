@@ -28,6 +28,8 @@ IGNORE_END = "# END dagsync"
 IGNORE_LINES = (".dagsync", ".dagsync-*")
 # Names in the DAG folder that belong to the agent and are never reported as foreign.
 OWN_NAMES = frozenset({META_DIR, IGNORE_FILE})
+# What Python (Airflow's parser) writes inside a tree it imports from; not part of the tree.
+PYCACHE = "__pycache__"
 
 
 class VolumeError(RuntimeError):
@@ -194,11 +196,14 @@ def render_airflowignore(text: str) -> str:
 
 
 def tree_manifest(path: Path) -> list[ManifestEntry]:
-    """(relative path, size, mtime_ns) for every file and folder below path, sorted; folders have size -1."""
+    """(relative path, size, mtime_ns) for every file and folder below path, sorted; folders have size -1.
+
+    `__pycache__` folders are left out: Airflow's parser writes bytecode next to the DAG files it imports, and
+    that is not drift (archives never carry bytecode: the safe extractor refuses it)."""
     out: list[ManifestEntry] = []
     for dirpath, dirnames, filenames in os.walk(path):
         base = Path(dirpath)
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d != PYCACHE)
         for name in [*dirnames, *filenames]:
             full = base / name
             st = full.lstat()

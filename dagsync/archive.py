@@ -130,6 +130,9 @@ def _safe_name(raw: str, limits: Limits) -> str:
         raise UnsafeArchive(f"{raw!r}: empty entry name")
     if ".." in parts:
         raise UnsafeArchive(f"{raw!r}: '..' would leave the project folder")
+    if "__pycache__" in parts or parts[-1].endswith(SKIP_SUFFIXES):
+        # Python would import this bytecode instead of (or without) the source the validator checked.
+        raise UnsafeArchive(f"{raw!r}: compiled bytecode is not published; ship the .py source")
     return posixpath.join(*parts)
 
 
