@@ -40,5 +40,14 @@ lint: $(STAMP)
 synth: $(STAMP)
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --yes aws-cdk@2.1148.1 synth --quiet
 
+# Benchmarks (bench/): tools under test go into their own venvs in .bench-cache/ (bench/setup.sh, pinned).
+bench: $(STAMP)
+	bash bench/setup.sh
+	$(PY) -m bench.suite
+
+bench-quick: $(STAMP)
+	bash bench/setup.sh
+	$(PY) -m bench.suite --quick
+
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

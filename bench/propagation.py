@@ -1,0 +1,194 @@
+"""Propagation and fan-out: manifest write -> project flipped on every host, through the embedded stack.
+
+The stack runs in this process, built from the same pieces as `dagsync local up` (`dagsync.local.provision`
+from `Topology`, and the `EventSourceRunner` that long-polls the manifest-events queue and calls the real
+validator Lambda handler), on the counting moto server. The agents are real `dagsync-agent run` processes,
+each with its own SNS-subscribed SQS queue. For every change the clock starts when the manifest PUT has
+returned (as in `make demo`) and stops when a host's symlink points at the new tree (polled every ms).
+
+    python -m bench.propagation --agents 1 --changes 200 --out propagation
+    python -m bench.propagation --agents 20 --changes 50 --out fanout
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import dataset
+from bench.common import client, describe, tool_env, write_result
+from bench.counting import CountingMotoServer
+from bench.tools import AGENT
+from dagsync import constants
+from dagsync.aws import AwsSettings
+from dagsync.local import EventSourceRunner, default_hosts, provision
+from dagsync.publisher import promote, publish
+from dagsync.store import S3Store
+from dagsync.topology import Topology
+
+PROJECTS = 10
+_pause = threading.Event().wait
+
+
+class Stack:
+    """Counting moto server + the local stack's provisioning and validator event source, in this process."""
+
+    def __init__(self, hosts: int) -> None:
+        self.server = CountingMotoServer()
+        self.hosts = default_hosts(hosts)
+        self.runner: EventSourceRunner | None = None
+        self.info: dict[str, Any] = {}
+
+    def start(self) -> None:
+        url = self.server.start()
+        # The validator (in this process) signs as "validator"; everything else names itself.
+        os.environ.update({"AWS_ACCESS_KEY_ID": "validator", "AWS_SECRET_ACCESS_KEY": "bench",
+                           "AWS_DEFAULT_REGION": constants.DEFAULT_REGION, "POWERTOOLS_LOG_LEVEL": "WARNING"})
+        settings = AwsSettings(region=constants.DEFAULT_REGION, endpoint_url=url)
+        self.info = provision(settings, Topology(prefix=constants.LOCAL_PREFIX, hosts=self.hosts),
+                              constants.LOCAL_BUCKET)
+        self.runner = EventSourceRunner(settings, self.info, schedule_interval=3600)
+        self.runner.start()
+
+    def stop(self) -> None:
+        if self.runner:
+            self.runner.stop()
+            self.runner.join(10)
+        self.server.stop()
+
+
+def start_agents(stack: Stack, work: Path) -> tuple[dict[str, Path], list[subprocess.Popen[bytes]]]:
+    dirs: dict[str, Path] = {}
+    procs: list[subprocess.Popen[bytes]] = []
+    for host in stack.hosts:
+        dags = work / host / "dags"
+        dags.mkdir(parents=True)
+        dirs[host] = dags
+        cmd = [str(AGENT), "run", "--dags-dir", str(dags), "--bucket", constants.LOCAL_BUCKET,
+               "--endpoint-url", stack.server.endpoint_url, "--queue-url", stack.info["host_queues"][host],
+               "--host", host, "--listen", "0", "--log-level", "warning"]
+        log = open(work / f"{host}.log", "w")  # noqa: SIM115 - owned by the child
+        procs.append(subprocess.Popen(cmd, env=tool_env("agent"), stdout=log, stderr=subprocess.STDOUT))
+    return dirs, procs
+
+
+def landed(dags: Path, project: str, sha12: str) -> bool:
+    try:
+        return os.readlink(dags / project).endswith(sha12)
+    except OSError:
+        return False
+
+
+def wait_all(dirs: dict[str, Path], project: str, sha12: str, written: float,
+             timeout: float = 60.0) -> dict[str, float]:
+    """Seconds from `written` until each host's link points at the tree; polled every millisecond."""
+    pending = dict(dirs)
+    arrived: dict[str, float] = {}
+    deadline = written + timeout
+    while pending and time.perf_counter() < deadline:
+        for host, dags in list(pending.items()):
+            if landed(dags, project, sha12):
+                arrived[host] = time.perf_counter() - written
+                del pending[host]
+        if pending:
+            _pause(0.001)
+    if pending:
+        raise RuntimeError(f"{project} did not reach {sorted(pending)} within {timeout} s")
+    return arrived
+
+
+def run(agents: int, changes: int, work: Path, seed: int = 7) -> dict[str, Any]:
+    stack = Stack(agents)
+    stack.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        s3 = client("s3", stack.server.endpoint_url, "publisher")
+        store = S3Store(s3, constants.LOCAL_BUCKET)
+        names = [dataset.project_name(i) for i in range(PROJECTS)]
+        per_project = changes // PROJECTS + 1
+        shas: dict[tuple[str, str], str] = {}
+        src = work / "src"
+        for i, name in enumerate(names):
+            for v in range(per_project + 1):
+                version = f"1.{v}.0"
+                folder = src / name / version
+                folder.mkdir(parents=True)
+                for fname, data in dataset.project_files(name, version).items():
+                    (folder / fname).write_bytes(data)
+                shas[(name, version)] = publish(store, name, version, folder, published_by="bench").sha256
+            promote(store, name, "1.0.0")
+            if i == 0:
+                dirs, procs = start_agents(stack, work)
+        for name in names:
+            wait_all(dirs, name, shas[(name, "1.0.0")][:12], time.perf_counter(), timeout=120)
+        print(f"{agents} agent(s) up, {PROJECTS} projects live; {changes} changes", flush=True)
+        rng = random.Random(seed)
+        before = stack.server.snapshot()
+        latencies: list[float] = []
+        per_host: list[float] = []
+        for i in range(changes):
+            name = names[i % PROJECTS]
+            version = f"1.{i // PROJECTS + 1}.0"
+            change = promote(store, name, version)
+            written = time.perf_counter()
+            assert change.changed, change
+            arrived = wait_all(dirs, name, shas[(name, version)][:12], written)
+            latencies.append(max(arrived.values()))
+            per_host.extend(arrived.values())
+            if (i + 1) % 25 == 0:
+                print(f"  {i + 1}/{changes}: last {latencies[-1] * 1000:.0f} ms", flush=True)
+            _pause(rng.uniform(0.05, 0.25))  # independent changes, not a burst
+        counts = stack.server.snapshot() - before
+        alive = [p.poll() is None for p in procs]
+        stats = stack.runner.stats if stack.runner else None
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        stack.stop()
+    per_change = {who: {op: n / changes for op, n in counts.for_client(who).by_operation.items()}
+                  for who in ("publisher", "validator", "agent")}
+    return {
+        "agents": agents, "changes": changes, "projects": PROJECTS,
+        "all_hosts_seconds": describe(latencies), "per_host_seconds": describe(per_host),
+        "latencies": latencies, "per_host": per_host, "agents_alive_at_end": all(alive),
+        "requests_per_change": per_change,
+        "bytes_per_change": {who: counts.for_client(who).bytes_moved / changes
+                             for who in ("publisher", "validator", "agent")},
+        "validator_invocations": stats.invocations if stats else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1)
+    parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--out", default="propagation")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="dagsync-bench-prop-"))
+    try:
+        result = run(args.agents, args.changes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    s = result["all_hosts_seconds"]
+    print(f"{args.agents} agent(s), {args.changes} changes: p50 {s['median'] * 1000:.0f} ms, "
+          f"p95 {s['p95'] * 1000:.0f} ms, p99 {s['p99'] * 1000:.0f} ms, max {s['max'] * 1000:.0f} ms", flush=True)
+    write_result(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`make bench` / `make bench-quick`: every benchmark, then docs/benchmarks.md and docs/propagation.png.
+
+Each scenario runs in its own process (its own moto server and stack), one after the other, so none of
+them shares the two cores with another. Results land in .bench-cache/results/ as JSON; the report is
+written from those files alone (`python -m bench.report` rewrites it without re-running anything)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench import report
+from bench.common import ROOT, machine, write_result
+
+
+@dataclass(frozen=True)
+class Sizes:
+    mode: str
+    projects: int
+    repeats: int
+    changes: int
+    agents: int
+    fanout_changes: int
+    idle_seconds: float
+
+
+FULL = Sizes("full", projects=1000, repeats=3, changes=200, agents=20, fanout_changes=50, idle_seconds=20)
+QUICK = Sizes("quick", projects=100, repeats=2, changes=50, agents=5, fanout_changes=20, idle_seconds=5)
+
+_VALIDATOR_ROW = re.compile(
+    r"^(?P<label>.+?)\s{2,}(?P<status>accepted|noop|rejected)\s+changed=(?P<changed>\d+)\s+requests=(?P<requests>\d+)"
+    r"\s+\((?P<ops>[^)]*)\)\s+(?P<ms>[\d.]+) ms$")
+
+
+def step(name: str, cmd: list[str]) -> tuple[float, str]:
+    print(f"\n== {name}: {' '.join(cmd[1:])}", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    elapsed = time.perf_counter() - start
+    print(proc.stdout[-6000:], end="", flush=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {name} failed (exit {proc.returncode})")
+    print(f"   ({elapsed:.0f} s)", flush=True)
+    return elapsed, proc.stdout
+
+
+def validator(sizes: Sizes) -> tuple[float, dict[str, Any]]:
+    """bench/validator_scale.py (written alongside this suite) is called, not duplicated; its lines are parsed."""
+    cmd = [sys.executable, "bench/validator_scale.py", "--projects", str(sizes.projects)]
+    elapsed, out = step("validator", cmd)
+    rows = []
+    for line in out.splitlines():
+        m = _VALIDATOR_ROW.match(line.strip())
+        if m:
+            rows.append({"label": m["label"].strip(), "status": m["status"], "changed": int(m["changed"]),
+                         "requests": int(m["requests"]), "operations": m["ops"], "ms": float(m["ms"])})
+    return elapsed, {"projects": sizes.projects, "command": " ".join(cmd), "rows": rows, "stdout": out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    py = sys.executable
+    started = time.perf_counter()
+    durations: dict[str, float] = {}
+    commands: dict[str, str] = {}
+
+    def scenario(name: str, module: str, *flags: str) -> None:
+        cmd = [py, "-m", module, *flags, "--out", name]
+        commands[name] = "python -m " + " ".join([module, *flags])
+        durations[name], _ = step(name, cmd)
+
+    scenario("propagation", "bench.propagation", "--agents", "1", "--changes", str(sizes.changes))
+    scenario("fanout", "bench.propagation", "--agents", str(sizes.agents), "--changes", str(sizes.fanout_changes))
+    durations["validator"], found = validator(sizes)
+    commands["validator"] = found["command"].replace(py, "python")
+    write_result("validator", found)
+    scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
+             str(sizes.repeats), "--idle-seconds", str(sizes.idle_seconds))
+    total = time.perf_counter() - started
+    write_result("run", {"sizes": asdict(sizes), "machine": machine(), "durations": durations,
+                         "commands": commands, "total_seconds": total,
+                         "make_target": "bench-quick" if args.quick else "bench"})
+    path = report.write()
+    print(f"\nbench: {sizes.mode} run took {total:.0f} s; wrote {path.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
