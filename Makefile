@@ -32,6 +32,10 @@ test-infra: $(STAMP)
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
 
+# The long SIGKILL torture (500 kills by default; DAGSYNC_TORTURE_KILLS=N to change). `make test` runs 50.
+torture: $(STAMP)
+	DAGSYNC_TORTURE=1 $(PY) -m pytest tests/e2e/test_torture.py -m torture -rA -s
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
