@@ -86,9 +86,10 @@ def start_local_stack(hosts: int = 1, *, schedule_interval: float = 60.0, log: T
     cmd = [*_bin("dagsync"), "local", "up", "--json", "--hosts", str(hosts),
            "--schedule-interval", str(schedule_interval)]
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True, env=_env())
-    assert popen.stdout is not None
+    stdout = popen.stdout
+    assert stdout is not None
     result: dict[str, Any] = {}
-    reader = threading.Thread(target=lambda: result.update(json.loads(popen.stdout.readline() or "{}")),
+    reader = threading.Thread(target=lambda: result.update(json.loads(stdout.readline() or "{}")),
                               daemon=True)
     reader.start()
     reader.join(timeout)

@@ -9,6 +9,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -19,6 +20,8 @@ from dagsync.documents import YAML, read_catalog, read_release, update
 from dagsync.models import Catalog, CatalogEntry, Manifest, ProjectName, Version, utcnow
 from dagsync.serde import DocumentError, dump_yaml, load_yaml
 from dagsync.store import Blob, ObjectStore, PreconditionFailed
+
+D = TypeVar("D", Catalog, Manifest)
 
 
 class PublishError(Exception):
@@ -155,7 +158,7 @@ def _append_catalog(store: ObjectStore, project: str, entry: CatalogEntry) -> bo
     return appended
 
 
-def _load(model: type[Catalog] | type[Manifest], blob: Blob, what: str) -> Catalog | Manifest:
+def _load(model: type[D], blob: Blob, what: str) -> D:
     try:
         return load_yaml(model, blob.data, what)
     except DocumentError as exc:
@@ -173,7 +176,6 @@ def _change_manifest(store: ObjectStore, project: str, version: str | None, *, a
         projects: dict[str, str] = {}
         if blob is not None:
             current = _load(Manifest, blob, keys.MANIFEST_KEY)
-            assert isinstance(current, Manifest)
             projects = dict(current.projects)
         previous = projects.get(project)
         if previous == version:

@@ -23,10 +23,10 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise DocumentError(f"YAML aliases are not allowed (line {mark.line + 1})")
         node = super().compose_node(parent, index)
-        if getattr(node, "anchor", None):
+        if node is not None and getattr(node, "anchor", None):
             raise DocumentError(f"YAML anchors are not allowed (line {node.start_mark.line + 1})")
         return node
 

@@ -69,6 +69,6 @@ def validator_code(root: Path = REPO_ROOT) -> lambda_.Code:
         bundling=BundlingOptions(
             # Never pulled: the local bundler always succeeds or raises. Docker is not required.
             image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
-            local=LocalPythonBundler(root),
+            local=LocalPythonBundler(root),  # type: ignore[arg-type]  # jsii protocol; signature as jsii calls it
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -12,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from dagsync import constants
 from dagsync.aws import AwsSettings
@@ -29,11 +30,19 @@ processor = BatchProcessor(event_type=EventType.SQS)
 class Settings(BaseModel):
     """Environment, validated at cold start."""
 
-    model_config = ConfigDict(populate_by_name=True)
-    bucket: str = Field(alias=constants.ENV_BUCKET, min_length=3)
-    topic_arn: str = Field(alias=constants.ENV_TOPIC_ARN, min_length=1)
-    alert_topic_arn: str | None = Field(default=None, alias=constants.ENV_ALERT_TOPIC_ARN)
-    endpoint_url: str | None = Field(default=None, alias=constants.ENV_ENDPOINT_URL)
+    bucket: str = Field(min_length=3)
+    topic_arn: str = Field(min_length=1)
+    alert_topic_arn: str | None = None
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        return cls(
+            bucket=env.get(constants.ENV_BUCKET, ""),
+            topic_arn=env.get(constants.ENV_TOPIC_ARN, ""),
+            alert_topic_arn=env.get(constants.ENV_ALERT_TOPIC_ARN) or None,
+            endpoint_url=env.get(constants.ENV_ENDPOINT_URL) or None,
+        )
 
 
 class Runtime:
@@ -65,7 +74,7 @@ _runtime: Runtime | None = None
 def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        _runtime = Runtime(Settings.model_validate(dict(os.environ)))
+        _runtime = Runtime(Settings.from_env(os.environ))
     return _runtime
 
 
@@ -117,4 +126,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # The safety net also looks again at a rejected manifest: what it lacked may have been published since.
         outcome = validate(recheck_rejected=True)
         return {"outcome": outcome.status, "detail": outcome.detail}
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)
