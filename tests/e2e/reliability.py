@@ -149,6 +149,8 @@ class ControlledMoto:
             self.server = None
 
     def provision(self, schedule_interval: float = 5.0) -> dict[str, Any]:
+        # moto's state is global to this process: start from nothing, as a fresh `dagsync local up` would
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30)
         topology = Topology(prefix="dagsync", hosts=self.hosts)
         self.info = provision(self.settings, topology, self.bucket)
         self.runner = EventSourceRunner(self.settings, self.info, schedule_interval=schedule_interval)
