@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dagsync.archive import UnsafeArchive, sha256_file
@@ -18,8 +19,10 @@ from . import logs
 from .metrics import Metrics
 from .planner import Fetch, Plan
 from .scan import record_tree
-from .state import AgentState
+from .state import AgentState, TreeRecord
 from .volume import Volume, VolumeError
+
+FETCH_WORKERS = 4
 
 
 @dataclass
@@ -46,16 +49,9 @@ class Executor:
         result = ApplyResult()
         for project in plan.blocked:
             result.errors[project] = f"{self.volume.link_path(project)} exists and is not dagsync's; left alone"
-        for step in plan.fetch:
-            if self.stop.is_set():
-                result.stopped = True
-                return result
-            try:
-                self._fetch(step, state)
-                result.fetched.append(step.project)
-            except Exception as exc:  # S3, checksum, archive, disk: reported per project, never fatal
-                result.errors[step.project] = _describe(exc)
-                logs.error("fetch failed", project=step.project, tree=step.entry.tree_name, error=_describe(exc))
+        self._fetch_all(plan.fetch, state, result)
+        if result.stopped:
+            return result
         now = time.time()
         for link in plan.link:
             if link.project in result.errors:
@@ -82,7 +78,30 @@ class Executor:
             logs.info("unlinked", project=project)
         return result
 
-    def _fetch(self, step: Fetch, state: AgentState) -> None:
+    def _fetch_all(self, steps: tuple[Fetch, ...], state: AgentState, result: ApplyResult) -> None:
+        """Up to FETCH_WORKERS fetches at once: one project's download and fsyncs wait while another's are
+        extracted (a cold sync of 1,000 projects was fsync- and round-trip-bound; docs/benchmarks.md). Each
+        fetch is still all-or-nothing for its project; results are recorded here, in plan order."""
+
+        def run(step: Fetch) -> TreeRecord | None:
+            return None if self.stop.is_set() else self._fetch(step)
+
+        workers = max(1, min(FETCH_WORKERS, len(steps)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+            for step, future in [(step, pool.submit(run, step)) for step in steps]:
+                try:
+                    rec = future.result()
+                except Exception as exc:  # S3, checksum, archive, disk: reported per project, never fatal
+                    result.errors[step.project] = _describe(exc)
+                    logs.error("fetch failed", project=step.project, tree=step.entry.tree_name, error=_describe(exc))
+                    continue
+                if rec is None:
+                    result.stopped = True  # a stop request is honoured between fetches, never inside one
+                    continue
+                state.trees.setdefault(step.project, {})[step.entry.tree_name] = rec
+                result.fetched.append(step.project)
+
+    def _fetch(self, step: Fetch) -> TreeRecord:
         entry, project = step.entry, step.project
         tree = entry.tree_name
         part = self.volume.staging / f"{project}--{tree}.tar.gz.part"
@@ -99,8 +118,8 @@ class Executor:
         finally:
             part.unlink(missing_ok=True)
         rec = record_tree(self.volume, project, tree, sha256=entry.sha256)
-        state.trees.setdefault(project, {})[tree] = rec
         logs.info("fetched", project=project, tree=tree, bytes=entry.size, files=entry.files)
+        return rec
 
     @staticmethod
     def _retire(state: AgentState, project: str, now: float, keep: str | None) -> None:
