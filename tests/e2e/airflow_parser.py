@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+MARK = "DAGSYNC-PARSE "  # Airflow logs to stdout too: our lines carry this prefix
+
 
 def _forget_modules(dags: str) -> None:
     """Drop modules imported from the DAG folder, so every parse reads the files on disk again."""
@@ -21,10 +23,21 @@ def _forget_modules(dags: str) -> None:
             del sys.modules[name]
 
 
+def links(dags: str) -> dict[str, str]:
+    out = {}
+    for entry in os.scandir(dags):
+        try:
+            out[entry.name] = os.readlink(entry.path)
+        except OSError:
+            continue
+    return out
+
+
 def parse(dags: str) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
 
     _forget_modules(dags)
+    before = links(dags)
     try:
         bag = DagBag(dag_folder=dags)
     except Exception as exc:  # e.g. "Detected recursive loop": the whole folder fails
@@ -34,6 +47,9 @@ def parse(dags: str) -> dict[str, Any]:
         "files": sorted(stat.file for stat in bag.dagbag_stats),
         "errors": {str(k): str(v)[-2000:] for k, v in bag.import_errors.items()},
         "fatal": None,
+        # each project's link before and after the parse: a flip in between means this parse straddled it
+        "links_before": before,
+        "links_after": links(dags),
     }
 
 
@@ -42,7 +58,7 @@ def main() -> int:
     sys.path.insert(0, dags)  # as Airflow does with its DAGS_FOLDER: projects import their own packages
     until = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--until" else None
     while True:
-        print(json.dumps(parse(dags)), flush=True)
+        print(MARK + json.dumps(parse(dags)), flush=True)
         if until is None or os.path.exists(until):
             return 0
 

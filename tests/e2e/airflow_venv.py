@@ -18,6 +18,7 @@ CACHE = REPO / ".cache"
 VENV = CACHE / f"airflow-{AIRFLOW_VERSION}"
 READY = VENV / ".dagsync-ready"
 PARSER = Path(__file__).with_name("airflow_parser.py")
+MARK = "DAGSYNC-PARSE "
 CHECK = "import airflow; from airflow.dag_processing.dagbag import DagBag; print(airflow.__version__)"
 
 
@@ -69,7 +70,12 @@ def parse_once(python: Path, dags: Path, home: Path) -> dict[str, Any]:
     done = subprocess.run([str(python), str(PARSER), str(dags)], capture_output=True, text=True, timeout=300,
                           env=airflow_env(home, dags))
     assert done.returncode == 0, done.stderr[-4000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return read_parses(done.stdout)[-1]
+
+
+def read_parses(text: str) -> list[dict[str, Any]]:
+    """The parser's JSON lines, without whatever Airflow itself logged to stdout in between."""
+    return [json.loads(line.removeprefix(MARK)) for line in text.splitlines() if line.startswith(MARK)]
 
 
 def parse_loop(python: Path, dags: Path, home: Path, stop_file: Path, out: Path) -> subprocess.Popen[bytes]:

@@ -46,7 +46,8 @@ def http(port: int, path: str, method: str = "GET") -> tuple[int, str]:
         return 0, ""
 
 
-def write_version(root: Path, project: str, version: int, *, dag_id: str | None = None, padding: int = 0) -> Path:
+def write_version(root: Path, project: str, version: int, *, dag_id: str | None = None, padding: int = 0,
+                  imports_lib: bool = True) -> Path:
     """A project folder whose DAG file imports a name only its own version's library defines: a reader (or
     Airflow) that saw the DAG file of one version and the library of another would fail to import it.
     `padding` extra data files make the tree slow enough to extract that a kill can land mid-way."""
@@ -59,11 +60,11 @@ def write_version(root: Path, project: str, version: int, *, dag_id: str | None 
         "from __future__ import annotations\n\n"
         "import pendulum\n"
         "from airflow.sdk import DAG\n\n"
-        f"from {project}.{project}_lib import MARKER_{version}\n\n"
-        f"with DAG(dag_id={dag_id or project + '_dag'!r}, schedule=None,\n"
+        + (f"from {project}.{project}_lib import MARKER_{version}\n\n" if imports_lib else f"MARKER_{version} = 0\n\n")
+        + f"with DAG(dag_id={dag_id or project + '_dag'!r}, schedule=None,\n"
         "         start_date=pendulum.datetime(2026, 1, 1, tz='UTC'), catchup=False,\n"
-        f"         tags=['v{{}}'.format(MARKER_{version})]):\n"
-        "    pass\n"
+        + f"         tags=['v{{}}'.format(MARKER_{version})]):\n"
+        + "    pass\n"
     )
     if padding:
         data = src / "data"
@@ -149,13 +150,15 @@ class ControlledMoto:
             self.server = None
 
     def provision(self, schedule_interval: float = 5.0) -> dict[str, Any]:
-        # moto's state is global to this process: start from nothing, as a fresh `dagsync local up` would
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30)
+        self.reset()  # moto's state is global to this process: start from nothing, as `dagsync local up` would
         topology = Topology(prefix="dagsync", hosts=self.hosts)
         self.info = provision(self.settings, topology, self.bucket)
         self.runner = EventSourceRunner(self.settings, self.info, schedule_interval=schedule_interval)
         self.runner.start()
         return self.info
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30)
 
     def store(self) -> S3Store:
         return S3Store(self.settings.client("s3"), self.bucket)
@@ -164,6 +167,8 @@ class ControlledMoto:
         if self.runner is not None:
             self.runner.stop()
             self.runner.join(timeout=10)
+        if self.server is not None:  # leave moto's process-wide state empty for whoever uses moto next
+            self.reset()
         self.stop()
         # load_handler() exports the stack's settings into os.environ for the handler: take them back.
         os.environ.clear()
