@@ -202,6 +202,7 @@ def test_sigkill_at_random_points_during_continuous_deploys(stack: LocalStackPro
 
 
 @pytest.mark.torture
+@pytest.mark.timeout(0)
 @pytest.mark.skipif(not os.environ.get("DAGSYNC_TORTURE"), reason="long torture: make torture")
 def test_sigkill_torture_long(stack: LocalStackProcess, tmp_path: Path) -> None:
     Torture(stack, tmp_path, int(os.environ.get("DAGSYNC_TORTURE_KILLS", "500"))).run()
