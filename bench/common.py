@@ -121,5 +121,4 @@ def machine() -> dict[str, Any]:
         "apache-airflow-providers-amazon": _pkg_version(CACHE / "airflow" / "bin" / "python",
                                                         "apache-airflow-providers-amazon"),
         "airflow boto3": _pkg_version(CACHE / "airflow" / "bin" / "python", "boto3"),
-        "awscli botocore": _pkg_version(CACHE / "awscli" / "bin" / "python", "botocore"),
     }

@@ -38,7 +38,8 @@ def classify(environ: Environ) -> tuple[str, str]:
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     has_key = "/" in path and path.split("/", 1)[1] != ""
     if not has_key:
-        op = {"GET": "ListObjects" if "list-type" in query or not query else "GetBucket" + "".join(query)[:20],
+        listing = not query or any(q in query for q in ("list-type", "prefix", "marker", "delimiter"))
+        op = {"GET": "ListObjects" if listing else "GetBucket" + "".join(sorted(query))[:20],
               "HEAD": "HeadBucket", "PUT": "CreateBucket"}.get(method, method + "Bucket")
     else:
         op = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}.get(

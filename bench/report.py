@@ -81,12 +81,12 @@ def plot(prop: dict[str, Any], fan: dict[str, Any] | None) -> None:
 class Doc:
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.targets: list[tuple[str, str, str, bool]] = []
+        self.targets: list[tuple[str, str, str, bool | None]] = []
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
 
-    def target(self, what: str, goal: str, got: str, met: bool) -> None:
+    def target(self, what: str, goal: str, got: str, met: bool | None) -> None:
         self.targets.append((what, goal, got, met))
 
 
@@ -115,7 +115,7 @@ def _propagation(doc: Doc, prop: dict[str, Any], fan: dict[str, Any] | None, cmd
     if fan:
         a, h = fan["all_hosts_seconds"], fan["per_host_seconds"]
         got = f"p50 {ms(a['median'])}, p99 {ms(a['p99'])}"
-        doc.target(f"fan-out to {fan['agents']} hosts", "(no target)", got, True)
+        doc.target(f"fan-out to {fan['agents']} hosts", "(no target)", got, None)
         doc.add(f"## Fan-out: {fan['agents']} agents on one machine", "", f"`{cmds.get('fanout', '')}`", "",
                 f"The same stack with {fan['agents']} real agents, each on its own queue (SNS raw delivery), "
                 "all on this 2-core machine. \"All hosts\" is the time until the last host has flipped.", "",
@@ -125,12 +125,21 @@ def _propagation(doc: Doc, prop: dict[str, Any], fan: dict[str, Any] | None, cmd
                 f"| {ms(h['p99'])} |", "")
 
 
+def _op(name: str) -> str:
+    """`s3 GetObject` -> `GetObject`; a GET on the bucket with list parameters is ListObjects (v1)."""
+    name = name.removeprefix("s3 ")
+    return "ListObjects" if name.startswith("GetBucket") and ("prefix" in name or "marker" in name) else name
+
+
 def _row(name: str, d: dict[str, Any]) -> str:
     extra = ""
     if "process_seconds" in d:
         extra = (f"; as a fresh process {seconds_spread(d['process_seconds'])}, of which importing Airflow "
                  f"{ms(d['import_seconds']['median'])}")
-    ops = ", ".join(f"{k.removeprefix('s3 ')} {v}" for k, v in d["by_operation"].items())
+    merged: dict[str, int] = {}
+    for k, v in d["by_operation"].items():
+        merged[_op(k)] = merged.get(_op(k), 0) + v
+    ops = ", ".join(f"{k} {v}" for k, v in merged.items())
     return (f"| {name} | {seconds_spread(d['seconds'])} | {spread(d['requests'])} | "
             f"{size(d['bytes_moved']['median'])} | {ops}{extra} |")
 
@@ -145,7 +154,8 @@ def _side_by_side(doc: Doc, sbs: dict[str, Any], cmds: dict[str, str]) -> None:
             f"requests and the bytes of request and response bodies. {sbs['repeats']} repeats, each into fresh "
             "folders; the figures are the median with (min-max).", "",
             "- **dagsync once**: `dagsync-agent once`, a fresh process (init container, cron). Includes "
-            "Python start-up and imports (about 0.4 s).",
+            "Python start-up and imports (about 0.4 s), and its first cycle is a deep check: the sha256 of "
+            "every file on disk (the daemon does that once every ten reconciles), hence its no-op time.",
             "- **dagsync daemon**: the daemon's own sync cycle (`agent.sync.Syncer`, host status included) "
             "in a long-running process (`bench/agent_probe.py`). *event* is what a change message triggers "
             "(conditional GET of release.json); *full* is the timer's reconcile, which also stat-checks "
@@ -182,9 +192,8 @@ def _side_by_side_targets(doc: Doc, summary: dict[str, Any], n: int) -> None:
                        d["requests"]["max"] <= 2 and d["seconds"]["median"] <= 0.05)
     if "dagsync once" in noop:
         d = noop["dagsync once"]
-        doc.target("no-op, `dagsync-agent once` process", "<= 2 requests, <= 50 ms",
-                   f"{d['requests']['median']:.0f} requests, {ms(d['seconds']['median'])}",
-                   d["requests"]["max"] <= 2 and d["seconds"]["median"] <= 0.05)
+        doc.target("no-op, `dagsync-agent once` (a fresh process; for reference)", "(the daemon's no-op above)",
+                   f"{d['requests']['median']:.0f} requests, {ms(d['seconds']['median'])}", None)
     for mine in ("dagsync once", "dagsync daemon"):
         if mine not in cold:
             continue
@@ -200,8 +209,8 @@ def _side_by_side_targets(doc: Doc, summary: dict[str, Any], n: int) -> None:
                    f"{size(d['bytes_moved']['median'])} in all", archives == 1)
 
 
-def _validator(doc: Doc, val: dict[str, Any]) -> None:
-    doc.add(f"## Validator: {val['projects']:,}-project manifest", "", f"`{val['command']}`", "",
+def _validator(doc: Doc, val: dict[str, Any], command: str) -> None:
+    doc.add(f"## Validator: {val['projects']:,}-project manifest", "", f"`{command}`", "",
             "`bench/validator_scale.py` (written by the validator's owner; the suite calls it) runs the real "
             "`Validator` against moto in-process (no HTTP) and counts S3 requests with a botocore "
             "`before-send` hook.", "", "| case | outcome | requests | kinds | time |",
@@ -213,22 +222,27 @@ def _validator(doc: Doc, val: dict[str, Any]) -> None:
     one = next((r for r in val["rows"] if r["label"].startswith("one of")), None)
     if one:
         doc.target(f"validator, one change among {val['projects']:,}", "(no target)",
-                   f"{one['requests']} requests, {one['ms']:.0f} ms", True)
+                   f"{one['requests']} requests, {one['ms']:.0f} ms", None)
 
 
 def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
     mb = 1 / 2**20
-    doc.target("agent RSS", "<= 80 MB", f"{foot['cold_peak_rss_bytes'] * mb:.0f} MB peak (cold sync of "
-               f"{foot['projects']:,})", foot["cold_peak_rss_bytes"] * mb <= 80)
+    peak = max(foot["cold_peak_rss_bytes"], foot["idle_rss_bytes"]) * mb
+    doc.target("agent RSS", "<= 80 MB", f"{peak:.1f} MiB at most (cold sync and idle, {foot['projects']:,} projects)",
+               peak <= 80)
     doc.add("## Agent footprint", "",
             f"The real `dagsync-agent run` daemon (with an SQS queue, 20 s long-polls) cold-syncs "
             f"{foot['projects']:,} projects into an empty folder, then idles; sampled with psutil "
             "(RSS every 20 ms during the sync, every 200 ms idle).", "",
             "| | RSS | CPU |", "| --- | --- | --- |",
             f"| cold sync ({ms(foot['cold_seconds'])} from process start to the last link) | "
-            f"{foot['cold_peak_rss_bytes'] * mb:.0f} MB peak | {foot['cold_cpu_seconds']:.1f} s CPU |",
-            f"| idle ({foot['idle_seconds']:.0f} s) | {foot['idle_rss_bytes'] * mb:.0f} MB | "
+            f"{foot['cold_peak_rss_bytes'] * mb:.1f} MiB peak | {foot['cold_cpu_seconds']:.1f} s CPU |",
+            f"| idle ({foot['idle_seconds']:.0f} s) | {foot['idle_rss_bytes'] * mb:.1f} MiB | "
             f"{foot['idle_cpu_percent']:.2f} % of one core ({foot['idle_cpu_seconds']:.2f} s) |", "")
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else "met" if ok else "**missed**"
 
 
 def write() -> Path:
@@ -241,7 +255,7 @@ def write() -> Path:
         plot(prop, fan)
         _propagation(doc, prop, fan, cmds)
     if val:
-        _validator(doc, val)
+        _validator(doc, val, cmds.get("validator", val["command"]))
     if sbs:
         _side_by_side(doc, sbs, cmds)
         _footprint(doc, sbs["footprint"])
@@ -260,13 +274,13 @@ def write() -> Path:
         f"| cores | {m.get('cores')} ({m.get('cpu')}) |", f"| memory | {m.get('memory_gib')} GiB |",
         f"| kernel / Python | {m.get('kernel')} / {m.get('python')} |",
         f"| dagsync, boto3, moto | {m.get('dagsync')}, {m.get('boto3')}, {m.get('moto')} |",
-        f"| awscli (own venv) | {m.get('awscli')} (botocore {m.get('awscli botocore')}) |",
+        f"| awscli (own venv) | {m.get('awscli')} |",
         f"| apache-airflow, providers-amazon (own venv) | {m.get('apache-airflow')}, "
         f"{m.get('apache-airflow-providers-amazon')} (boto3 {m.get('airflow boto3')}) |",
         f"| sizes | {sizes.get('projects')} projects, {sizes.get('changes')} changes, {sizes.get('agents')} "
         f"agents for fan-out, {sizes.get('repeats')} repeats |", "",
         "## Targets", "", "| what | target | measured | |", "| --- | --- | --- | --- |",
-        *(f"| {w} | {g} | {v} | {'met' if ok else '**missed**'} |" for w, g, v, ok in doc.targets), "",
+        *(f"| {w} | {g} | {v} | {_verdict(ok)} |" for w, g, v, ok in doc.targets), "",
     ]
     findings = FINDINGS.read_text().strip().splitlines() if FINDINGS.exists() else []
     steps = ["## Run times", "", "| step | seconds |", "| --- | --- |",
