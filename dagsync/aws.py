@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -45,13 +47,20 @@ class AwsSettings:
         }
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
-        if self.is_local and not _has_credentials():
+        session = _session()
+        if self.is_local and session.get_credentials() is None:
             # The embedded default (moto on loopback) accepts any key; never fall back to real ones
             # that are not there anyway.
             kwargs["aws_access_key_id"] = "dagsync-local"
             kwargs["aws_secret_access_key"] = "dagsync-local"  # noqa: S105 - not a secret
-        return boto3.session.Session().client(service, **kwargs)
+        with _lock:  # a boto3 Session is not thread-safe while it builds clients; clients are
+            return session.client(service, **kwargs)
 
 
-def _has_credentials() -> bool:
-    return boto3.session.Session().get_credentials() is not None
+_lock = threading.Lock()
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    """One session per process: every client shares its loaded service data (about 8 MB a client saved)."""
+    return boto3.session.Session()
