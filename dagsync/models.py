@@ -64,8 +64,8 @@ class Manifest(_Model):
         return self
 
 
-class CatalogEntry(_Model):
-    """One published version of a project (append-only history)."""
+class _Archive(_Model):
+    """One immutable archive of a project version, as checked when it was published or released."""
 
     version: Version
     archive_key: str
@@ -74,6 +74,11 @@ class CatalogEntry(_Model):
     files: int = Field(ge=0)
     uncompressed_size: int = Field(ge=0)
     dag_ids: list[str] = Field(default_factory=list)
+
+
+class CatalogEntry(_Archive):
+    """One published version of a project (append-only history)."""
+
     published_at: datetime
     published_by: str = ""
 
@@ -88,16 +93,8 @@ class Catalog(_Model):
         return next((e for e in self.entries if e.version == version), None)
 
 
-class ReleasedProject(_Model):
+class ReleasedProject(_Archive):
     """A project resolved to exactly one immutable archive."""
-
-    version: Version
-    archive_key: str
-    sha256: Sha256
-    size: int = Field(ge=0)
-    files: int = Field(ge=0)
-    uncompressed_size: int = Field(ge=0)
-    dag_ids: list[str] = Field(default_factory=list)
 
     @property
     def tree_name(self) -> str:
