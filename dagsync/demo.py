@@ -20,6 +20,7 @@ from dagsync.aws import AwsSettings
 from dagsync.procs import running, start_agent, start_local_stack, wait_for
 from dagsync.publisher import ManifestChange, promote, publish, retire
 from dagsync.store import S3Store
+from dagsync.workflow import rollback
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HOST = "host-1"
@@ -133,8 +134,9 @@ class Demo:
             source = (v2 / "daily_sales_report.py").read_text().replace('REPORT_VERSION = "1"', 'REPORT_VERSION = "2"')
             (v2 / "daily_sales_report.py").write_text(source)
             self.publish(store, "sales", "1.1.0", v2)
-            self.step("roll sales back to 1.0.0")
-            self.flip("sales", "1.0.0", lambda: promote(store, "sales", "1.0.0"))
+            self.step("roll sales back (to the version live before 1.1.0)")
+            print("$ dagsync rollback sales")
+            self.flip("sales", "1.0.0", lambda: rollback(store, "sales")[2], echo=False)
             self.step("retire marketing")
             self.reader.must_exist.discard("marketing")
             self.flip("marketing", None, lambda: retire(store, "marketing"))
