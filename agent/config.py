@@ -24,13 +24,13 @@ CONFIG_ENV = "DAGSYNC_CONFIG"
 
 # Setting -> environment variable. Flags are the same names with dashes: --dags-dir, --keep-versions ...
 ENV_VARS: dict[str, str] = {
-    "dags_dir": "DAGSYNC_DAGS_DIR",
+    "dags_dir": constants.ENV_DAGS_DIR,
     "bucket": constants.ENV_BUCKET,
     "endpoint_url": constants.ENV_ENDPOINT_URL,
     "region": constants.ENV_REGION,
-    "queue_url": "DAGSYNC_QUEUE_URL",
-    "host": "DAGSYNC_HOST",
-    "reconcile_interval": "DAGSYNC_RECONCILE_INTERVAL",
+    "queue_url": constants.ENV_QUEUE_URL,
+    "host": constants.ENV_HOST,
+    "reconcile_interval": constants.ENV_RECONCILE_INTERVAL,
     "listen": "DAGSYNC_LISTEN",
     "keep_versions": "DAGSYNC_KEEP_VERSIONS",
     "retention_grace": "DAGSYNC_RETENTION_GRACE",

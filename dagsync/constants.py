@@ -9,11 +9,20 @@ ENV_ENDPOINT_URL = "DAGSYNC_ENDPOINT_URL"
 ENV_TOPIC_ARN = "DAGSYNC_TOPIC_ARN"
 ENV_ALERT_TOPIC_ARN = "DAGSYNC_ALERT_TOPIC_ARN"
 ENV_REGION = "AWS_REGION"
+# The agent's settings that a deployment (the CDK outputs, deploy/ examples) hands to every host.
+ENV_QUEUE_URL = "DAGSYNC_QUEUE_URL"
+ENV_HOST = "DAGSYNC_HOST"
+ENV_DAGS_DIR = "DAGSYNC_DAGS_DIR"
+ENV_RECONCILE_INTERVAL = "DAGSYNC_RECONCILE_INTERVAL"
 DEFAULT_REGION = "us-east-1"
 
 # Resource names. `prefix` is "dagsync" locally and "dagsync-<env>" in a deployed environment.
 LOCAL_PREFIX = "dagsync"
 LOCAL_BUCKET = "dagsync-artifacts"
+
+
+# Deliveries before a message goes to its queue's dead-letter queue (CDK stack and local stack alike).
+MAX_RECEIVE_COUNT = 5
 
 
 def manifest_events_queue_name(prefix: str) -> str:

@@ -38,7 +38,7 @@ def provision(settings: AwsSettings, topology: Topology, bucket: str) -> dict[st
     def queue(name: str, dlq: str) -> tuple[str, str]:
         dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(constants.MAX_RECEIVE_COUNT)})
         url = sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return url, arn

@@ -8,7 +8,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-MAX_RECEIVE_COUNT = 5  # the same redrive the local stack (dagsync.local) provisions
+from dagsync import constants
+
 DLQ_RETENTION = Duration.days(14)
 
 
@@ -45,7 +46,7 @@ def queue_with_dlq(
         enforce_ssl=True,
         visibility_timeout=visibility_timeout,
         retention_period=retention,
-        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=constants.MAX_RECEIVE_COUNT),
         removal_policy=RemovalPolicy.DESTROY,
     )
     return QueuePair(queue=queue, dlq=dlq)

@@ -100,11 +100,11 @@ class DagSyncStack(Stack):
                     f"{k}={v}"
                     for k, v in (
                         (constants.ENV_BUCKET, bucket),
-                        ("DAGSYNC_QUEUE_URL", queue_url),
-                        ("DAGSYNC_HOST", host),
+                        (constants.ENV_QUEUE_URL, queue_url),
+                        (constants.ENV_HOST, host),
                         (constants.ENV_REGION, self.region),
-                        ("DAGSYNC_DAGS_DIR", config.dags_dir),
-                        ("DAGSYNC_RECONCILE_INTERVAL", f"{config.reconcile_interval_s:g}"),
+                        (constants.ENV_DAGS_DIR, config.dags_dir),
+                        (constants.ENV_RECONCILE_INTERVAL, f"{config.reconcile_interval_s:g}"),
                     )
                 ),
             )

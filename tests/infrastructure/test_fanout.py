@@ -6,9 +6,9 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
+from dagsync.constants import MAX_RECEIVE_COUNT
 from dagsync.topology import Topology
 from infra.fanout import SNS_MANAGED_KEY, FanOut
-from infra.queues import MAX_RECEIVE_COUNT
 from tests.infrastructure.helpers import bare_stack
 
 TOPOLOGY = Topology(prefix="dagsync-t", hosts=("scheduler", "worker-1", "worker-2"))

@@ -12,8 +12,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from dagsync.aws import AwsSettings
+from dagsync.constants import MAX_RECEIVE_COUNT
 from dagsync.topology import NotificationRule, Subscription, Topology
-from infra.queues import MAX_RECEIVE_COUNT
 from tests.infrastructure.helpers import env_config, logical_id, resources, stack_template
 
 HOSTS = ("scheduler", "dag-processor", "worker-1", "worker-2")
