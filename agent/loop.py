@@ -23,6 +23,7 @@ from .sync import Settings, Syncer
 from .volume import Volume
 
 EXIT_OK, EXIT_TOO_MANY_FAILURES = 0, 1
+SIGNAL_LATENCY_S = 0.5
 
 
 def backoff(failures: int, cap: float, base: float = 1.0) -> float:
@@ -118,10 +119,19 @@ class Agent:
                 if full:
                     self.health.ready = True
                     next_full = time.monotonic() + self.cfg.reconcile_interval
-            if not self.stop.is_set():
-                self.kick.wait(max(0.0, next_full - time.monotonic()))
+            self._wait_until(next_full)
         logs.info("stopping on request")
         return EXIT_OK
+
+    def _wait_until(self, deadline: float) -> None:
+        """Wait for a kick, a stop or the deadline, waking at least every SIGNAL_LATENCY_S: a signal that the
+        kernel hands to another thread only runs its Python handler once the main thread runs bytecode again,
+        so an unbounded wait could sit on a SIGTERM or SIGHUP until the next reconcile."""
+        while not (self.stop.is_set() or self.kick.is_set()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.kick.wait(min(SIGNAL_LATENCY_S, remaining))
 
 
 def run_agent(cfg: AgentConfig) -> int:

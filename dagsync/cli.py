@@ -216,7 +216,10 @@ def cmd_local_up(args: argparse.Namespace) -> int:
                   f"{constants.ENV_BUCKET}={info['bucket']}\n"
                   + "".join(f"  host {h}: {u}\n" for h, u in info["host_queues"].items())
                   + "Ctrl-C to stop.", flush=True)
-        stop.wait()
+        # Bounded waits: a signal the kernel hands to one of moto's threads only runs its handler once the
+        # main thread runs bytecode again.
+        while not stop.wait(0.5):
+            pass
     finally:
         stack.stop()
     return EXIT_OK
