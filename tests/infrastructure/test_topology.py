@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from dagsync.aws import AwsSettings
 from dagsync.constants import MAX_RECEIVE_COUNT
 from dagsync.topology import NotificationRule, Subscription, Topology
-from tests.infrastructure.helpers import env_config, logical_id, resources, stack_template
+from tests.infrastructure.helpers import env_config, logical_id, moto_on_loopback, resources, stack_template
 
 HOSTS = ("scheduler", "dag-processor", "worker-1", "worker-2")
 
@@ -81,13 +80,8 @@ def test_the_cdk_stack_declares_exactly_the_topology() -> None:
 
 @pytest.fixture()
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_on_loopback() as endpoint:
+        yield endpoint
 
 
 def from_local(settings: AwsSettings, bucket: str) -> Wiring:

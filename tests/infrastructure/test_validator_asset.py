@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from dagsync import constants, keys
 from tests.infrastructure.conftest import Assembly
+from tests.infrastructure.helpers import moto_on_loopback
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 RUNNER = Path(__file__).with_name("asset_runner.py")
@@ -49,13 +49,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_on_loopback() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")
