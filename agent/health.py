@@ -2,7 +2,8 @@
 
 GET /healthz  200 while the loop is alive (it beats at least once per cycle), else 503
 GET /readyz   503 until the first full sync; then 200 "ok", or 200 "degraded: <error>" while syncs fail
-              (the DAG folder still holds the last good state)
+              (the DAG folder still holds the last good state; after a restart with live projects on disk,
+              ready and degraded at once)
 GET /metrics  Prometheus text format, from the agent's own registry
 POST /sync    ask for a full sync now (202)"""
 

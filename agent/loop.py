@@ -109,6 +109,10 @@ class Agent:
             self.health.beat()
             if result.outcome == "error":
                 self.health.degraded = result.error
+                if self.syncer.state.links:
+                    # Restarted while S3 is unreachable: the last good state on disk (checked by the start-up
+                    # recovery) is what Airflow should run, so serve it as ready, degraded.
+                    self.health.ready = True
                 failures = self.syncer.failures
                 if self.cfg.max_failures and failures >= self.cfg.max_failures:
                     logs.error("giving up: too many consecutive failures", failures=failures)

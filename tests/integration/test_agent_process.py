@@ -177,6 +177,30 @@ def test_s3_unreachable_stays_ready_but_degraded(moto: Moto, tmp_path: Path, spa
     moto.server.start()
 
 
+def test_restarted_while_s3_is_down_serves_the_last_good_folder_as_ready(moto: Moto, tmp_path: Path,
+                                                                          spawn: Any) -> None:
+    # Given a host that synced once and stopped
+    moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    dags, port = tmp_path / "dags", free_port()
+    first = spawn(*run_args(moto, dags, port, "--reconcile-interval", "3600"))
+    assert wait_for(lambda: first.http(port, "/readyz") == (200, "ok\n")), first.log.read_text()
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait() == 0
+    # When S3 is unreachable and the agent starts again
+    moto.server.stop()
+    again = spawn(*run_args(moto, dags, port, "--reconcile-interval", "0.3"))
+    # Then it is ready on what the volume holds, says degraded, and the DAGs are intact
+    assert wait_for(lambda: again.http(port, "/readyz")[1].startswith("degraded:")), again.log.read_text()
+    assert again.http(port, "/readyz")[0] == 200
+    assert (dags / "alpha" / "dag.py").read_text() == "a = 1\n"
+    # And a fresh, empty volume in the same outage is not ready: it has nothing to serve
+    port2 = free_port()
+    empty = spawn(*run_args(moto, tmp_path / "empty", port2, "--reconcile-interval", "0.3"))
+    assert wait_for(lambda: empty.http(port2, "/readyz")[0] == 503), empty.log.read_text()
+    moto.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # for the fixture's stop
+    moto.server.start()
+
+
 def test_max_failures_exits_non_zero(tmp_path: Path, spawn: Any) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     agent = spawn("run", "--dags-dir", str(tmp_path / "dags"), "--bucket", BUCKET, "--endpoint-url", closed,
