@@ -109,7 +109,7 @@ class Agent:
             self.health.beat()
             if result.outcome == "error":
                 self.health.degraded = result.error
-                if self.syncer.state.links:
+                if self.syncer.serving:
                     # Restarted while S3 is unreachable: the last good state on disk (checked by the start-up
                     # recovery) is what Airflow should run, so serve it as ready, degraded.
                     self.health.ready = True

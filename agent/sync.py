@@ -71,6 +71,11 @@ class Syncer:
         self.metrics.applied_sequence.set(self.state.sequence)
         self.metrics.projects_live.set(len(self.state.links))
 
+    @property
+    def serving(self) -> bool:
+        """The volume holds live projects (from this process or, after a restart, from the last one)."""
+        return bool(self.state.links)
+
     def sync(self, *, full: bool, only: Collection[str] | None = None) -> SyncResult:
         started = time.monotonic()
         try:

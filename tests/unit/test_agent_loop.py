@@ -18,7 +18,8 @@ WAIT = 30.0  # generous: these are wait-for-condition timeouts, never performanc
 
 
 class FakeSyncer:
-    def __init__(self, outcomes: list[str] | None = None) -> None:
+    def __init__(self, outcomes: list[str] | None = None, serving: bool = False) -> None:
+        self.serving = serving
         self.calls: list[bool] = []
         self.outcomes = outcomes or []
         self.failures = 0
@@ -100,6 +101,22 @@ def test_ready_only_after_the_first_full_sync_and_degraded_on_errors(tmp_path: P
     thread.join(WAIT)
     # before call 1: not ready; after the error: still not ready; after the noop: ready; after error: degraded
     assert seen == [(False, None), (False, "boom"), (True, None), (True, "boom")]
+
+
+def test_restart_with_live_projects_on_disk_is_ready_but_degraded_while_syncs_fail(tmp_path: Path) -> None:
+    syncer = FakeSyncer(["error", "error"], serving=True)
+    agent = make_agent(tmp_path, syncer, reconcile_interval=0.01, backoff_max=0.01)
+    seen: list[tuple[bool, str | None]] = []
+
+    def on_call(n: int) -> None:
+        seen.append((agent.health.ready, agent.health.degraded))
+        if n == 2:
+            agent.request_stop()
+
+    syncer.on_call = on_call
+    thread, _ = run_in_thread(agent)
+    thread.join(WAIT)
+    assert seen == [(False, None), (True, "boom")]
 
 
 def test_max_failures_exits_non_zero(tmp_path: Path) -> None:
