@@ -59,10 +59,10 @@ class Executor:
             try:
                 self.volume.flip(link.project, link.tree)
             except (OSError, VolumeError) as exc:
-                result.errors[link.project] = _describe(exc)
-                logs.error("flip failed", project=link.project, tree=link.tree, error=_describe(exc))
+                result.errors[link.project] = describe(exc)
+                logs.error("flip failed", project=link.project, tree=link.tree, error=describe(exc))
                 continue
-            self._retire(state, link.project, now, keep=link.tree)
+            state.mark_live(link.project, link.tree, now)
             state.links[link.project] = link.tree
             result.flipped.append(link.project)
             logs.info("flipped", project=link.project, tree=link.tree)
@@ -70,9 +70,9 @@ class Executor:
             try:
                 self.volume.unlink(project)
             except OSError as exc:
-                result.errors[project] = _describe(exc)
+                result.errors[project] = describe(exc)
                 continue
-            self._retire(state, project, now, keep=None)
+            state.mark_live(project, None, now)
             state.links.pop(project, None)
             result.unlinked.append(project)
             logs.info("unlinked", project=project)
@@ -92,8 +92,8 @@ class Executor:
                 try:
                     rec = future.result()
                 except Exception as exc:  # S3, checksum, archive, disk: reported per project, never fatal
-                    result.errors[step.project] = _describe(exc)
-                    logs.error("fetch failed", project=step.project, tree=step.entry.tree_name, error=_describe(exc))
+                    result.errors[step.project] = describe(exc)
+                    logs.error("fetch failed", project=step.project, tree=step.entry.tree_name, error=describe(exc))
                     continue
                 if rec is None:
                     result.stopped = True  # a stop request is honoured between fetches, never inside one
@@ -121,15 +121,6 @@ class Executor:
         logs.info("fetched", project=project, tree=tree, bytes=entry.size, files=entry.files)
         return rec
 
-    @staticmethod
-    def _retire(state: AgentState, project: str, now: float, keep: str | None) -> None:
-        """Mark the project's previously live tree as retired (retention counts from now)."""
-        for tree, rec in state.trees.get(project, {}).items():
-            if tree == keep:
-                rec.retired_at = None
-            elif rec.retired_at is None:
-                rec.retired_at = now
-
     def remove_trees(self, doomed: list[tuple[str, str]], state: AgentState) -> int:
         removed = 0
         for project, tree in doomed:
@@ -138,7 +129,7 @@ class Executor:
             try:
                 self.volume.remove_tree(project, tree)
             except OSError as exc:
-                logs.warning("retention could not remove tree", project=project, tree=tree, error=_describe(exc))
+                logs.warning("retention could not remove tree", project=project, tree=tree, error=describe(exc))
                 continue
             state.trees.get(project, {}).pop(tree, None)
             removed += 1
@@ -147,8 +138,9 @@ class Executor:
         return removed
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException, *, plain: tuple[type[BaseException], ...] = ()) -> str:
+    """An error for logs and hosts/<host>.json: our own errors as they are, others with their type."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"disk full: {exc}"
     text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, UnsafeArchive) else text
+    return text if isinstance(exc, (UnsafeArchive, *plain)) else f"{type(exc).__name__}: {text}"

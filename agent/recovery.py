@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import logs
-from .scan import record_tree
+from .scan import adopt_tree
 from .state import AgentState, StateCorrupt, load_state, save_state
 from .volume import Volume
 
@@ -36,10 +36,7 @@ def rebuild_state(volume: Volume) -> AgentState:
             state.links[name] = tree
     for project, trees in volume.list_trees().items():
         for tree in trees:
-            rec = record_tree(volume, project, tree)
-            if state.links.get(project) != tree:
-                rec.retired_at = volume.tree_path(project, tree).stat().st_mtime
-            state.trees.setdefault(project, {})[tree] = rec
+            adopt_tree(volume, state, project, tree)
     return state
 
 

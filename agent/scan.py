@@ -34,6 +34,15 @@ def record_tree(volume: Volume, project: str, tree: str, *, sha256: str = "") ->
     )
 
 
+def adopt_tree(volume: Volume, state: AgentState, project: str, tree: str) -> TreeRecord:
+    """Record a tree found in the store with no record. It was fully extracted and fsynced before its rename
+    into the store, so it is whole; unless linked, its retention clock starts at its mtime."""
+    rec = record_tree(volume, project, tree)
+    rec.retired_at = None if state.links.get(project) == tree else _mtime(volume, project, tree)
+    state.trees.setdefault(project, {})[tree] = rec
+    return rec
+
+
 def _check_tree(volume: Volume, project: str, tree: str, rec: TreeRecord, check: Check) -> bool:
     path = volume.tree_path(project, tree)
     if check == "none":
@@ -50,10 +59,7 @@ def _scan_trees(volume: Volume, state: AgentState, check: Check, result: ScanRes
         for tree in trees:
             rec = state.record(project, tree)
             if rec is None:
-                # Fully extracted and fsynced before its rename into the store, so it is whole: adopt it.
-                rec = record_tree(volume, project, tree)
-                rec.retired_at = None if state.links.get(project) == tree else _mtime(volume, project, tree)
-                state.trees.setdefault(project, {})[tree] = rec
+                adopt_tree(volume, state, project, tree)
                 result.adopted.append((project, tree))
             elif not _check_tree(volume, project, tree, rec, check):
                 result.damaged.append((project, tree))

@@ -7,13 +7,12 @@ A missing or corrupt file is rebuilt from disk (see recovery.py)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dagsync.archive import fsync_dir
+from dagsync.archive import write_atomic
 
 # (relative path, size, mtime_ns) of every file in a tree: the cheap per-cycle drift check.
 ManifestEntry = tuple[str, int, int]
@@ -47,6 +46,15 @@ class AgentState(BaseModel):
     def record(self, project: str, tree: str) -> TreeRecord | None:
         return self.trees.get(project, {}).get(tree)
 
+    def mark_live(self, project: str, live: str | None, now: float) -> None:
+        """`live` is the project's linked tree (None: none); every other tree's retention clock starts now,
+        unless it is already running."""
+        for tree, rec in self.trees.get(project, {}).items():
+            if tree == live:
+                rec.retired_at = None
+            elif rec.retired_at is None:
+                rec.retired_at = now
+
     def versions(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for project, tree in sorted(self.links.items()):
@@ -69,11 +77,4 @@ def load_state(path: Path) -> AgentState | None:
 
 def save_state(path: Path, state: AgentState) -> None:
     """Write temp, fsync, os.replace, fsync the folder: a reader sees the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = state.model_dump_json(indent=1).encode()
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic(path, state.model_dump_json(indent=1).encode())

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dagsync import keys, serde
+from dagsync.documents import JSON
 from dagsync.models import HostStatus, Release, utcnow
 from dagsync.store import NotModified, ObjectStore
 
 from . import AGENT_VERSION, logs
-from .executor import ApplyResult, Executor
+from .executor import ApplyResult, Executor, describe
 from .metrics import Metrics
 from .planner import UnknownProject, plan, plan_retention
 from .recovery import recover
@@ -68,8 +69,7 @@ class Syncer:
         self.last_error: str | None = None
         self._last_status: tuple[object, ...] | None = None
         self._unowned: list[str] = []
-        self.metrics.applied_sequence.set(self.state.sequence)
-        self.metrics.projects_live.set(len(self.state.links))
+        self._gauges()
 
     @property
     def serving(self) -> bool:
@@ -175,12 +175,8 @@ class Syncer:
                 links[name] = tree
         self.state.links = links
         now = time.time()
-        for project, trees in self.state.trees.items():
-            for tree, rec in trees.items():
-                if links.get(project) == tree:
-                    rec.retired_at = None
-                elif rec.retired_at is None:
-                    rec.retired_at = now
+        for project in self.state.trees:
+            self.state.mark_live(project, links.get(project), now)
 
     def _retention(self) -> int:
         history = {
@@ -192,9 +188,12 @@ class Syncer:
         )
         return self.executor.remove_trees(doomed, self.state) if doomed else 0
 
-    def _save(self) -> None:
+    def _gauges(self) -> None:
         self.metrics.applied_sequence.set(self.state.sequence)
         self.metrics.projects_live.set(len(self.state.links))
+
+    def _save(self) -> None:
+        self._gauges()
         data = self.state.model_dump_json()
         if data != self._saved:
             save_state(self.volume.state_path, self.state)
@@ -217,7 +216,7 @@ class Syncer:
         )
         try:
             self.store.put(
-                keys.host_status_key(self.settings.host), serde.dump_json(status), content_type="application/json"
+                keys.host_status_key(self.settings.host), serde.dump_json(status), content_type=JSON
             )
             self._last_status = key
         except Exception as exc:
@@ -225,5 +224,4 @@ class Syncer:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, ReleaseUnavailable | UnknownProject) else f"{type(exc).__name__}: {text}"
+    return describe(exc, plain=(ReleaseUnavailable, UnknownProject))

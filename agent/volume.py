@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from dagsync import archive
-from dagsync.archive import fsync_dir
+from dagsync.archive import fsync_dir, write_atomic
 
 from .state import ManifestEntry
 
@@ -165,13 +165,8 @@ class Volume:
         new = render_airflowignore(old)
         if new == old:
             return False
-        tmp = self.root / f"{TMP_LINK_PREFIX}airflowignore.tmp"
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(self.root)
+        # The temp name carries the temp-link prefix: hidden from Airflow and removed by start-up recovery.
+        write_atomic(path, new.encode("utf-8"), tmp=self.root / f"{TMP_LINK_PREFIX}airflowignore.tmp")
         return True
 
 

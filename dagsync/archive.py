@@ -262,6 +262,18 @@ def extract(fileobj: BinaryIO, dest: Path, limits: Limits = DEFAULT_LIMITS) -> i
     return count
 
 
+def write_atomic(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Write a temp file beside `path` (default `<name>.tmp`), fsync it, os.replace it over `path`, fsync the
+    folder: a reader (or a crash) sees the old file or the new one, never a part."""
+    tmp = tmp or path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
