@@ -20,6 +20,10 @@ class NotModified(Exception):
     """A conditional read found the object unchanged (HTTP 304)."""
 
 
+class ObjectNotFound(KeyError):
+    """`download` of a key that does not exist (`get` returns None instead)."""
+
+
 @dataclass(frozen=True)
 class Blob:
     data: bytes
@@ -54,6 +58,10 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+def _missing(exc: ClientError) -> bool:
+    return _code(exc) in ("NoSuchKey", "404") or _status(exc) == 404
+
+
 class S3Store:
     """ObjectStore over one bucket."""
 
@@ -68,7 +76,7 @@ class S3Store:
         try:
             resp = self.client.get_object(**kwargs)
         except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404") or _status(exc) == 404:
+            if _missing(exc):
                 return None
             if _status(exc) == 304 or _code(exc) == "304":
                 raise NotModified(key) from None
@@ -99,7 +107,12 @@ class S3Store:
         return str(resp["ETag"])
 
     def download(self, key: str, fileobj: BinaryIO, *, on_bytes: Callable[[int], None] | None = None) -> None:
-        resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                raise ObjectNotFound(key) from None
+            raise
         body = resp["Body"]
         for chunk in iter(lambda: body.read(1 << 20), b""):
             fileobj.write(chunk)

@@ -19,7 +19,7 @@ from dagsync.dagcheck import inspect_members
 from dagsync.documents import JSON, read_catalog, read_rejection, read_release
 from dagsync.models import Catalog, ChangeEvent, Manifest, Rejection, Release, ReleasedProject, utcnow
 from dagsync.serde import DocumentError, dump_json, load_yaml
-from dagsync.store import ObjectStore, PreconditionFailed
+from dagsync.store import ObjectNotFound, ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,8 @@ class Validator:
             self.store.download(key, sink)
         except _TooLarge:
             raise ResolveError(f"archive is larger than the {expected} bytes the catalog records") from None
-        except Exception as exc:
-            if _is_missing(exc):
-                raise ResolveError(f"archive {key} is missing") from None
-            raise
+        except ObjectNotFound:
+            raise ResolveError(f"archive {key} is missing") from None
         return sink.getvalue()
 
     def _reject(self, manifest_etag: str, errors: list[str]) -> Outcome:
@@ -196,14 +194,6 @@ class _BoundedSink(io.BytesIO):
         if self.tell() + len(data) > self.limit:
             raise _TooLarge
         return super().write(data)
-
-
-def _is_missing(exc: Exception) -> bool:
-    if isinstance(exc, KeyError | FileNotFoundError):
-        return True
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code in ("NoSuchKey", "404", "NotFound")
 
 
 def _read_rejection(store: ObjectStore) -> Rejection | None:

@@ -16,7 +16,7 @@ from agent.volume import Volume
 from dagsync import keys, serde
 from dagsync.archive import build_archive
 from dagsync.models import Release, ReleasedProject
-from dagsync.store import Blob, NotModified
+from dagsync.store import Blob, NotModified, ObjectNotFound
 
 
 class FakeStore:
@@ -54,6 +54,8 @@ class FakeStore:
     def download(self, key: str, fileobj: BinaryIO, *, on_bytes: Callable[[int], None] | None = None) -> None:
         self._check()
         self.downloads.append(key)
+        if key not in self.objects:
+            raise ObjectNotFound(key)  # as S3Store does
         data = self.objects[key]
         fileobj.write(data)
         if on_bytes:
