@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dagsync import __version__, constants, keys
+from dagsync import __version__, constants
 from dagsync.aws import AwsSettings
 from dagsync.cli_workflow import (
     EXIT_SUPERSEDED,
@@ -33,9 +33,9 @@ from dagsync.cli_workflow import (
 from dagsync.documents import ConflictError, read_manifest, read_rejection, read_release
 from dagsync.models import HostStatus
 from dagsync.publisher import ManifestChange, PublishError, promote, publish, retire
-from dagsync.serde import DocumentError, load_json
+from dagsync.serde import DocumentError
 from dagsync.store import S3Store
-from dagsync.waiter import Rejected, Superseded, WaitTimeout, wait_for_release
+from dagsync.waiter import Rejected, Superseded, WaitTimeout, host_statuses, wait_for_release
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
@@ -170,15 +170,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     manifest, manifest_etag = read_manifest(store)
     release, _ = read_release(store)
     rejection = read_rejection(store)
-    hosts = [load_json(HostStatus, blob.data, key) for key in store.list_keys(keys.HOSTS_PREFIX)
-             if (blob := store.get(key)) is not None]
+    statuses = host_statuses(store)
+    hosts = [s for s in statuses.values() if isinstance(s, HostStatus)]
+    unreadable = {h: why for h, why in statuses.items() if isinstance(why, str)}
     current_rejection = rejection if rejection and rejection.manifest_etag == manifest_etag else None
     seq = release.sequence if release else 0
     doc = {
         "manifest": manifest.model_dump(mode="json")["projects"] if manifest else None,
         "release": release.model_dump(mode="json") if release else None,
         "rejection": current_rejection.model_dump(mode="json") if current_rejection else None,
-        "hosts": [{**h.model_dump(mode="json"), "lag": seq - h.sequence} for h in hosts],
+        "hosts": [{**h.model_dump(mode="json"), "lag": seq - h.sequence} for h in hosts]
+        + [{"host": h, "problem": why} for h, why in sorted(unreadable.items())],
     }
     lines = [f"release: sequence {seq}" + (f" ({release.published_at:%Y-%m-%d %H:%M:%S}Z)" if release else "")]
     for name in sorted(set(manifest.projects if manifest else {}) | set(release.projects if release else {})):
@@ -191,6 +193,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = "ok" if h.sequence == seq and not h.last_error else ("error: " + h.last_error if h.last_error
                                                                    else f"lagging by {seq - h.sequence}")
         lines.append(f"host {h.host:<20} sequence {h.sequence:<6} {state} (seen {h.updated_at:%H:%M:%S}Z)")
+    lines += [f"host {h:<20} {why}" for h, why in sorted(unreadable.items())]
     _emit(args, doc, "\n".join(lines))
     return EXIT_OK
 
