@@ -25,11 +25,17 @@ from dagsync.store import ObjectStore
 from dagsync.waiter import host_statuses
 
 
+def live_version(store: ObjectStore, project: str) -> str | None:
+    """The version of `project` in release.json, None when it is not live."""
+    release, _ = read_release(store)
+    live = release.projects.get(project) if release else None
+    return live.version if live else None
+
+
 def rollback_target(store: ObjectStore, project: str) -> tuple[str | None, str]:
     """(live version, version to roll back to)."""
     check_name(project)
-    release, _ = read_release(store)
-    live = release.projects[project].version if release and project in release.projects else None
+    live = live_version(store, project)
     if live is None:
         raise PublishError(f"{project} is not live; use `dagsync promote {project} VERSION` to bring it back")
     target = live_before(read_history(store, project), live)
@@ -47,9 +53,7 @@ def rollback(store: ObjectStore, project: str, to: str | None = None) -> tuple[s
     if to is None:
         live, target = rollback_target(store, project)
     else:
-        release, _ = read_release(store)
-        live = release.projects[project].version if release and project in release.projects else None
-        target = to
+        live, target = live_version(store, project), to
     return live, target, promote(store, project, target)
 
 
@@ -60,9 +64,8 @@ def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
     if catalog is None:
         raise PublishError(f"{project} has never been published (no catalog/{project}.yaml)")
     history = read_history(store, project)
-    release, _ = read_release(store)
     manifest, _ = read_manifest(store)
-    live = release.projects[project].version if release and project in release.projects else None
+    live = live_version(store, project)
     live_at: dict[str, list[int]] = {}
     for h in history.entries:
         if h.version:
