@@ -6,15 +6,15 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test test-unit test-integration test-infra test-e2e lint synth bench bench-quick torture clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-local.txt agent/requirements.txt lambdas/validator/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e . 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -c "import dagsync, agent, boto3, moto, aws_cdk"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e ".[local]" 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import dagsync.agent.cli, dagsync.local.stack, boto3, moto, aws_cdk"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m dagsync.demo
+	$(PY) -m dagsync.local.demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -5,7 +5,7 @@ JSON line on stdout:
     event  what a change message triggers: sync(full=False), a conditional GET of release.json first
     full   what the reconcile timer triggers: sync(full=True), which also scans the volume
     quit
-The Syncer is the daemon's (agent.sync.Syncer with the daemon's settings, host status included); only
+The Syncer is the daemon's (dagsync.agent.sync.Syncer with the daemon's settings, host status included); only
 the loop around it is replaced by stdin, so the figures are the cycle's cost and nothing else.
 With BENCH_PROFILE=PREFIX set, each command is profiled with pyinstrument into PREFIX-<n>-<command>.txt."""
 
@@ -21,11 +21,11 @@ from typing import Any
 
 import psutil
 
-from agent.metrics import Metrics
-from agent.sync import Settings, Syncer
-from agent.volume import Volume
 from bench.common import client
-from dagsync.store import S3Store
+from dagsync.agent.metrics import Metrics
+from dagsync.agent.sync import Settings, Syncer
+from dagsync.agent.volume import Volume
+from dagsync.core.store import S3Store
 
 
 def _profiler() -> Any:

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagsync import keys
-from dagsync.archive import build_archive, iter_members
-from dagsync.dagcheck import inspect_members
-from dagsync.models import Catalog, CatalogEntry, Manifest, utcnow
-from dagsync.serde import dump_yaml
-from dagsync.store import S3Store
-from dagsync.validator import Validator
+from dagsync.core import keys
+from dagsync.core.archive import build_archive, iter_members
+from dagsync.core.dagcheck import inspect_members
+from dagsync.core.models import Catalog, CatalogEntry, Manifest, utcnow
+from dagsync.core.serde import dump_yaml
+from dagsync.core.store import S3Store
+from dagsync.gate.validator import Validator
 
 FILES_PER_PROJECT = 10
 PLAIN_PREFIX = "plain/"

@@ -15,8 +15,8 @@ from pathlib import Path
 from bench import dataset, tools
 from bench.common import BUCKET, CACHE, ROOT, client, tool_env
 from bench.counting import CountingMotoServer, backend_put
-from dagsync.store import S3Store
-from dagsync.validator import Validator
+from dagsync.core.store import S3Store
+from dagsync.gate.validator import Validator
 
 
 def main(argv: list[str] | None = None) -> int:

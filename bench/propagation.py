@@ -1,6 +1,6 @@
 """Propagation and fan-out: manifest write -> project flipped on every host, through the embedded stack.
 
-The stack runs in this process, built from the same pieces as `dagsync local up` (`dagsync.local.provision`
+The stack runs in this process, built from the same pieces as `dagsync local up` (`dagsync.local.stack.provision`
 from `Topology`, and the `EventSourceRunner` that long-polls the manifest-events queue and calls the real
 validator Lambda handler), on the counting moto server. The agents are real `dagsync-agent run` processes,
 each with its own SNS-subscribed SQS queue. For every change the clock starts when the manifest PUT has
@@ -28,12 +28,12 @@ from bench import dataset
 from bench.common import client, describe, tool_env, write_result
 from bench.counting import CountingMotoServer
 from bench.tools import AGENT
-from dagsync import constants
-from dagsync.aws import AwsSettings
-from dagsync.local import EventSourceRunner, default_hosts, provision
-from dagsync.publisher import promote, publish
-from dagsync.store import S3Store
-from dagsync.topology import Topology
+from dagsync.core import constants
+from dagsync.core.aws import AwsSettings
+from dagsync.core.store import S3Store
+from dagsync.core.topology import Topology
+from dagsync.local.stack import EventSourceRunner, default_hosts, provision
+from dagsync.publish.publisher import promote, publish
 
 PROJECTS = 10
 _pause = threading.Event().wait

@@ -97,7 +97,7 @@ def _propagation(doc: Doc, prop: dict[str, Any], fan: dict[str, Any] | None, cmd
     doc.add("## Propagation: manifest write -> project flipped on a host", "",
             f"`{cmds.get('propagation', '')}`", "",
             "The stack runs in the benchmark process from the same pieces as `dagsync local up` "
-            "(`dagsync.local.provision` from `Topology`, and the `EventSourceRunner` that long-polls the "
+            "(`dagsync.local.stack.provision` from `Topology`, and the `EventSourceRunner` that long-polls the "
             "manifest-events queue and calls the real validator Lambda handler), on a moto server wrapped in a "
             "request-counting WSGI middleware. The agent is a real `dagsync-agent run` process with its own "
             "SNS-subscribed SQS queue. Each change is `promote` of a new version (a new archive to download); "
@@ -156,7 +156,7 @@ def _side_by_side(doc: Doc, sbs: dict[str, Any], cmds: dict[str, str]) -> None:
             "- **dagsync once**: `dagsync-agent once`, a fresh process (init container, cron). Includes "
             "Python start-up and imports (about 0.4 s), and its first cycle is a deep check: the sha256 of "
             "every file on disk (the daemon does that once every ten reconciles), hence its no-op time.",
-            "- **dagsync daemon**: the daemon's own sync cycle (`agent.sync.Syncer`, host status included) "
+            "- **dagsync daemon**: the daemon's own sync cycle (`dagsync.agent.sync.Syncer`, host status included) "
             "in a long-running process (`bench/agent_probe.py`). *event* is what a change message triggers "
             "(conditional GET of release.json); *full* is the timer's reconcile, which also stat-checks "
             "every tree on disk.",

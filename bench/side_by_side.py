@@ -25,8 +25,8 @@ import psutil
 from bench import dataset, tools
 from bench.common import BUCKET, client, describe, tool_env, write_result
 from bench.counting import CountingMotoServer, Summary, backend_put
-from dagsync.store import S3Store
-from dagsync.validator import Validator
+from dagsync.core.store import S3Store
+from dagsync.gate.validator import Validator
 
 TOOLS = ("dagsync once", "dagsync daemon", "aws s3 sync", "S3DagBundle")
 WHO = {"dagsync once": "dagsync-once", "dagsync daemon": "dagsync-daemon", "aws s3 sync": "awscli",

@@ -21,11 +21,11 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
 from moto import mock_aws
 
-from dagsync import keys
-from dagsync.aws import AwsSettings
-from dagsync.documents import read_release
-from dagsync.store import S3Store
-from dagsync.validator import Validator
+from dagsync.core import keys
+from dagsync.core.aws import AwsSettings
+from dagsync.core.documents import read_release
+from dagsync.core.store import S3Store
+from dagsync.gate.validator import Validator
 from tests.integration.gate_helpers import dag, set_manifest, tar_gz, write_direct
 
 

@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dagsync import keys
+from dagsync.core import keys
 from infra.nag import wildcard_resource
 
 PUBLISHER_WRITE = ("projects/*", "catalog/*", keys.MANIFEST_KEY)

@@ -19,7 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dagsync import constants
+from dagsync.core import constants
 
 PERIOD = Duration.minutes(5)
 REJECTIONS_METRIC = "Rejections"

@@ -1,5 +1,6 @@
-"""Local (Docker-free) bundling of the validator Lambda: the `lambdas` and `dagsync` packages plus
-manylinux x86_64 CPython 3.12 wheels of lambdas/validator/requirements.txt."""
+"""Local (Docker-free) bundling of the validator Lambda: only the parts of `dagsync` it runs (the core, the gate
+and the handler) plus manylinux x86_64 CPython 3.12 wheels of lambdas/validator/requirements.txt. Nothing else
+of the package (the CLI, the agent, the local stack) is copied or hashed, so editing those never redeploys it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("lambdas", "dagsync")
+# What the validator Lambda imports: its handler, the gate and the core (an import contract holds the gate and the
+# core to that; tests/infrastructure/test_validator_asset.py checks the synthesized asset).
+PACKAGES = ("dagsync/core", "dagsync/gate", "dagsync/lambdas")
+PACKAGE_FILES = ("dagsync/__init__.py",)
 REQUIREMENTS = Path("lambdas") / "validator" / "requirements.txt"
 PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux2014_x86_64"
@@ -37,7 +41,7 @@ def source_hash(root: Path = REPO_ROOT) -> str:
     """Fingerprint of everything that goes into the bundle (so the asset changes when, and only when,
     the code, the requirements or this bundler change)."""
     digest = hashlib.sha256()
-    files = [root / REQUIREMENTS, Path(__file__)]
+    files = [root / REQUIREMENTS, Path(__file__), *(root / f for f in PACKAGE_FILES)]
     for package in PACKAGES:
         files.extend(p for p in (root / package).rglob("*") if p.is_file() and not _skipped(p))
     for path in sorted(set(files)):
@@ -55,6 +59,8 @@ class LocalPythonBundler:
         out = Path(output_dir)
         for package in PACKAGES:
             shutil.copytree(self.root / package, out / package, ignore=_SKIP, dirs_exist_ok=True)
+        for name in PACKAGE_FILES:
+            shutil.copy2(self.root / name, out / name)
         result = subprocess.run(pip_command(out, self.root / REQUIREMENTS), capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"pip install for the validator bundle failed:\n{result.stdout}\n{result.stderr}")
@@ -63,7 +69,7 @@ class LocalPythonBundler:
 
 def validator_code(root: Path = REPO_ROOT) -> lambda_.Code:
     return lambda_.Code.from_asset(
-        str(root / "lambdas" / "validator"),
+        str(root / REQUIREMENTS.parent),
         asset_hash_type=AssetHashType.CUSTOM,
         asset_hash=source_hash(root),
         bundling=BundlingOptions(

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagsync import constants
-from dagsync.models import HOST_RE
+from dagsync.core import constants
+from dagsync.core.models import HOST_RE
 
 CONTEXT_KEY = "dagsync:environments"
 ENV_NAME_RE = HOST_RE  # environment names become part of physical names: same rule as hosts

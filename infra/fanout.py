@@ -9,7 +9,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dagsync.topology import Topology
+from dagsync.core.topology import Topology
 from infra.queues import QueuePair, queue_with_dlq
 
 # AWS-managed key: free, and the only publisher (the validator) goes through SNS, which the key policy allows.

@@ -8,7 +8,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dagsync import constants
+from dagsync.core import constants
 
 DLQ_RETENTION = Duration.days(14)
 

@@ -9,8 +9,8 @@ from aws_cdk import CfnOutput, Duration, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from dagsync import constants
-from dagsync.topology import Topology
+from dagsync.core import constants
+from dagsync.core.topology import Topology
 from infra.access import AgentAccess, PublisherAccess
 from infra.alarms import Alarms
 from infra.alerts import AlertTopic

@@ -17,12 +17,12 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from dagsync import constants, keys
-from dagsync.topology import Topology
+from dagsync.core import constants, keys
+from dagsync.core.topology import Topology
 from infra.nag import acknowledge, wildcard_resource
 from infra.queues import queue_with_dlq
 
-HANDLER = "lambdas.validator.handler.lambda_handler"
+HANDLER = "dagsync.lambdas.validator.lambda_handler"
 TIMEOUT = Duration.seconds(60)
 MEMORY_MB = 512
 BATCH_SIZE = 10

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.procs import LocalStackProcess, start_local_stack
+from dagsync.local.procs import LocalStackProcess, start_local_stack
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,15 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from dagsync import keys
-from dagsync.aws import AwsSettings
-from dagsync.demo import tree_digest
-from dagsync.local import EventSourceRunner, provision
-from dagsync.models import Release
-from dagsync.publisher import publish
-from dagsync.serde import load_json
-from dagsync.store import S3Store
-from dagsync.topology import Topology
+from dagsync.core import keys
+from dagsync.core.aws import AwsSettings
+from dagsync.core.models import Release
+from dagsync.core.serde import load_json
+from dagsync.core.store import S3Store
+from dagsync.core.topology import Topology
+from dagsync.local.demo import tree_digest
+from dagsync.local.stack import EventSourceRunner, provision
+from dagsync.publish.publisher import publish
 
 Digest = frozenset[tuple[str, str]]
 
@@ -138,7 +138,6 @@ class ControlledMoto:
         self.server: ThreadedMotoServer | None = None
         self.runner: EventSourceRunner | None = None
         self.info: dict[str, Any] = {}
-        self._environ = dict(os.environ)
 
     def start(self) -> None:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -170,12 +169,9 @@ class ControlledMoto:
         if self.server is not None:  # leave moto's process-wide state empty for whoever uses moto next
             self.reset()
         self.stop()
-        # load_handler() exports the stack's settings into os.environ for the handler: take them back.
-        os.environ.clear()
-        os.environ.update(self._environ)
-        from lambdas.validator import handler
+        from dagsync.lambdas import validator
 
-        handler._runtime = None
+        validator.configure(None)  # the next user of the handler reads its own settings
 
 
 class Watcher(threading.Thread):

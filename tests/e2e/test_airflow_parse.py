@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.aws import AwsSettings
-from dagsync.procs import LocalStackProcess, Process, start_agent, wait_for
-from dagsync.publisher import promote
-from dagsync.store import S3Store
+from dagsync.core.aws import AwsSettings
+from dagsync.core.store import S3Store
+from dagsync.local.procs import LocalStackProcess, Process, start_agent, wait_for
+from dagsync.publish.publisher import promote
 from tests.e2e.airflow_venv import ensure_airflow, parse_loop, parse_once, read_parses
 from tests.e2e.reliability import (
     Published,

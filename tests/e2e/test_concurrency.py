@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from dagsync import keys
-from dagsync.aws import AwsSettings
-from dagsync.documents import read_catalog, read_manifest, read_release
-from dagsync.history import read_history
-from dagsync.procs import LocalStackProcess, _bin, _env, aws_env, wait_for
-from dagsync.store import S3Store
+from dagsync.core import keys
+from dagsync.core.aws import AwsSettings
+from dagsync.core.documents import read_catalog, read_manifest, read_release
+from dagsync.core.history import read_history
+from dagsync.core.store import S3Store
+from dagsync.local.procs import LocalStackProcess, _bin, _env, aws_env, wait_for
 
 pytestmark = pytest.mark.e2e
 SHARED = "shared"

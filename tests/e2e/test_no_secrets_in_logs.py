@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.procs import _bin, agent_command, aws_env, running, start_agent, start_local_stack, wait_for
+from dagsync.local.procs import _bin, agent_command, aws_env, running, start_agent, start_local_stack, wait_for
 from tests.e2e.reliability import figures_line
 
 pytestmark = pytest.mark.e2e

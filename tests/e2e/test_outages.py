@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dagsync import constants
-from dagsync.procs import Process, _bin, _env, wait_for
-from dagsync.store import S3Store
+from dagsync.core import constants
+from dagsync.core.store import S3Store
+from dagsync.local.procs import Process, _bin, _env, wait_for
 from tests.e2e.reliability import (
     ControlledMoto,
     Published,

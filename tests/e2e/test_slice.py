@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.procs import LocalStackProcess, _bin, agent_command, aws_env, start_agent, wait_for
+from dagsync.local.procs import LocalStackProcess, _bin, agent_command, aws_env, start_agent, wait_for
 from tests.e2e.conftest import link_target
 
 pytestmark = pytest.mark.e2e

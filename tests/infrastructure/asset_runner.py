@@ -8,25 +8,9 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import uuid
 from pathlib import Path
 
-HANDLER = "lambdas.validator.handler.lambda_handler"
-
-
-class LambdaContext:
-    function_name = "dagsync-validator"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:dagsync-validator"
-    log_group_name = "/aws/lambda/dagsync-validator"
-    log_stream_name = "test"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+HANDLER = "dagsync.lambdas.validator.lambda_handler"
 
 
 def main(asset: str, event_path: str, result_path: str) -> None:
@@ -35,7 +19,8 @@ def main(asset: str, event_path: str, result_path: str) -> None:
     sys.path.insert(0, asset)
     module_name, _, function_name = HANDLER.rpartition(".")
     handler = getattr(importlib.import_module(module_name), function_name)
-    result = handler(json.loads(Path(event_path).read_text()), LambdaContext())
+    context = importlib.import_module("dagsync.lambdas.invoke").InvocationContext()  # from the asset too
+    result = handler(json.loads(Path(event_path).read_text()), context)
     origins = {name: sys.modules[name].__file__ for name in ("boto3", "pydantic", "yaml", "dagsync",
                                                               "aws_lambda_powertools")}
     Path(result_path).write_text(json.dumps({"result": result, "origins": origins}, default=str))

@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 
-from dagsync import keys
+from dagsync.core import keys
 from infra.access import AgentAccess, PublisherAccess
 from tests.infrastructure.helpers import bare_stack
 

@@ -7,7 +7,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
 
-from dagsync import constants
+from dagsync.core import constants
 from infra.alarms import REJECTIONS_METRIC, Alarms
 from infra.alerts import AlertTopic
 from tests.infrastructure.helpers import bare_stack, dummy_code

@@ -6,8 +6,8 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
-from dagsync.constants import MAX_RECEIVE_COUNT
-from dagsync.topology import Topology
+from dagsync.core.constants import MAX_RECEIVE_COUNT
+from dagsync.core.topology import Topology
 from infra.fanout import SNS_MANAGED_KEY, FanOut
 from tests.infrastructure.helpers import bare_stack
 

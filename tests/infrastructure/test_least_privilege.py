@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dagsync import keys
+from dagsync.core import keys
 from tests.infrastructure.conftest import Assembly
 
 ACCOUNT, REGION = "111122223333", "us-east-1"

@@ -1,4 +1,4 @@
-"""The CDK stack, dagsync.topology.Topology and the local stack (dagsync.local.provision) agree on queue
+"""The CDK stack, dagsync.core.topology.Topology and the local stack (dagsync.local.stack.provision) agree on queue
 names, topic names, raw-delivery subscriptions, redrive and the manifest notification filter."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from dagsync.aws import AwsSettings
-from dagsync.constants import MAX_RECEIVE_COUNT
-from dagsync.topology import NotificationRule, Subscription, Topology
+from dagsync.core.aws import AwsSettings
+from dagsync.core.constants import MAX_RECEIVE_COUNT
+from dagsync.core.topology import NotificationRule, Subscription, Topology
 from tests.infrastructure.helpers import env_config, logical_id, moto_on_loopback, resources, stack_template
 
 HOSTS = ("scheduler", "dag-processor", "worker-1", "worker-2")
@@ -107,7 +107,7 @@ def from_local(settings: AwsSettings, bucket: str) -> Wiring:
 
 
 def test_the_local_stack_provisions_what_the_cdk_stack_declares(moto_endpoint: str) -> None:
-    local = pytest.importorskip("dagsync.local", reason="dagsync/local.py is not there yet")
+    local = pytest.importorskip("dagsync.local.stack", reason="dagsync/local.py is not there yet")
     # Given the CDK stack and the local stack built from the same Topology
     stack, template = stack_template(env_config(name="topo", hosts=HOSTS))
     settings = AwsSettings(region="us-east-1", endpoint_url=moto_endpoint)

@@ -15,13 +15,13 @@ from typing import Any
 import boto3
 import pytest
 
-from dagsync import constants, keys
+from dagsync.core import constants, keys
 from tests.infrastructure.conftest import Assembly
 from tests.infrastructure.helpers import moto_on_loopback
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 RUNNER = Path(__file__).with_name("asset_runner.py")
-HANDLER = "lambdas.validator.handler.lambda_handler"
+HANDLER = "dagsync.lambdas.validator.lambda_handler"
 STACK = "DagSync-dev"
 BUCKET = "dagsync-asset-test"
 REGION = "us-east-1"
@@ -109,7 +109,17 @@ def run_handler(assembly: Assembly, aws: dict[str, str], event: Path, tmp_path: 
 def test_the_template_names_the_handler_and_runtime(assembly: Assembly) -> None:
     function = assembly.function(STACK, HANDLER)
     assert function["Runtime"] == "python3.12"
-    assert (assembly.asset_dir(STACK, HANDLER) / "lambdas" / "validator" / "handler.py").is_file()
+    assert (assembly.asset_dir(STACK, HANDLER) / "dagsync" / "lambdas" / "validator.py").is_file()
+
+
+def test_the_asset_holds_the_handler_the_gate_and_the_core_and_nothing_else_of_dagsync(assembly: Assembly) -> None:
+    package = assembly.asset_dir(STACK, HANDLER) / "dagsync"
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    assert {"__init__.py", "lambdas/validator.py", "gate/validator.py", "core/models.py"} <= modules
+    parts = {m.split("/", 1)[0] for m in modules if "/" in m}
+    assert parts == {"core", "gate", "lambdas"}, parts
+    for absent in ("cli", "local", "agent", "publish"):
+        assert not (package / absent).exists(), f"the Lambda asset carries dagsync/{absent}"
 
 
 def test_there_are_recorded_events() -> None:

@@ -11,8 +11,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from dagsync import constants, keys
-from dagsync.topology import Topology
+from dagsync.core import constants, keys
+from dagsync.core.topology import Topology
 from infra.validator import HANDLER, MAX_CONCURRENCY, Validator
 from tests.infrastructure.helpers import bare_stack, dummy_code
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from dagsync import constants
-from dagsync.aws import AwsSettings
-from dagsync.local import provision
-from dagsync.store import S3Store
-from dagsync.topology import Topology
+from dagsync.core import constants
+from dagsync.core.aws import AwsSettings
+from dagsync.core.store import S3Store
+from dagsync.core.topology import Topology
+from dagsync.local.stack import provision
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -35,14 +35,13 @@ def store(aws: dict[str, Any]) -> S3Store:
 
 
 @pytest.fixture
-def handler(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv(constants.ENV_BUCKET, aws["bucket"])
-    monkeypatch.setenv(constants.ENV_TOPIC_ARN, aws["topic_arn"])
-    monkeypatch.setenv(constants.ENV_ALERT_TOPIC_ARN, aws["alert_topic_arn"])
-    from lambdas.validator import handler as module
+def handler(aws: dict[str, Any]) -> Iterator[Any]:
+    from dagsync.lambdas import validator as module
 
-    module._runtime = None
-    return module
+    module.configure(module.Settings(bucket=aws["bucket"], topic_arn=aws["topic_arn"],
+                                     alert_topic_arn=aws["alert_topic_arn"]))
+    yield module
+    module.configure(None)
 
 
 def event(name: str) -> dict[str, Any]:

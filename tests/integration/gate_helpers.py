@@ -11,15 +11,15 @@ from typing import Any
 
 from moto import mock_aws
 
-from dagsync import keys
-from dagsync.archive import build_archive
-from dagsync.aws import AwsSettings
-from dagsync.documents import YAML, read_catalog
-from dagsync.models import Catalog, CatalogEntry, ChangeEvent, Manifest, Rejection, utcnow
-from dagsync.publisher import publish
-from dagsync.serde import dump_yaml
-from dagsync.store import Blob, ObjectStore, S3Store
-from dagsync.validator import Outcome, Validator
+from dagsync.core import keys
+from dagsync.core.archive import build_archive
+from dagsync.core.aws import AwsSettings
+from dagsync.core.documents import YAML, read_catalog
+from dagsync.core.models import Catalog, CatalogEntry, ChangeEvent, Manifest, Rejection, utcnow
+from dagsync.core.serde import dump_yaml
+from dagsync.core.store import Blob, ObjectStore, S3Store
+from dagsync.gate.validator import Outcome, Validator
+from dagsync.publish.publisher import publish
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -92,7 +92,7 @@ def write_direct(store: ObjectStore, project: str, version: str, data: bytes, *,
 
 def set_manifest(store: ObjectStore, changes: dict[str, str]) -> str:
     """Write the manifest straight to S3 with `changes` applied to the current projects."""
-    from dagsync.documents import read_manifest
+    from dagsync.core.documents import read_manifest
 
     current, _ = read_manifest(store)
     projects = {**(current.projects if current else {}), **changes}

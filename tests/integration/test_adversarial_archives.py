@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from dagsync import keys
-from dagsync.archive import UnsafeArchive, extract, iter_members
-from dagsync.models import Catalog, CatalogEntry, Manifest, Release, ReleasedProject
-from dagsync.publisher import publish
-from dagsync.serde import dump_json, dump_yaml, load_json
-from dagsync.store import S3Store
-from dagsync.validator import Validator
+from dagsync.core import keys
+from dagsync.core.archive import UnsafeArchive, extract, iter_members
+from dagsync.core.models import Catalog, CatalogEntry, Manifest, Release, ReleasedProject
+from dagsync.core.serde import dump_json, dump_yaml, load_json
+from dagsync.core.store import S3Store
+from dagsync.gate.validator import Validator
+from dagsync.publish.publisher import publish
 from tests.integration.adversarial import HOSTILE_ARCHIVES, Hostile
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -104,9 +104,9 @@ def test_the_validator_refuses_it_when_uploaded_straight_to_s3(hostile: Hostile,
 def test_the_agent_refuses_it_even_inside_a_hand_written_release(
     hostile: Hostile, aws: dict[str, Any], store: S3Store, tmp_path: Path
 ) -> None:
-    from agent.config import AgentConfig
-    from agent.loop import make_syncer
-    from agent.metrics import Metrics
+    from dagsync.agent.config import AgentConfig
+    from dagsync.agent.loop import make_syncer
+    from dagsync.agent.metrics import Metrics
 
     # Given a host synced to a live release
     _live_release(store)

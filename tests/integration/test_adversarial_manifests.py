@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from dagsync import keys
-from dagsync.models import Catalog, CatalogEntry, Manifest
-from dagsync.publisher import publish
-from dagsync.serde import DocumentError, dump_yaml, load_yaml
-from dagsync.store import S3Store
-from dagsync.validator import Validator
+from dagsync.core import keys
+from dagsync.core.models import Catalog, CatalogEntry, Manifest
+from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
+from dagsync.core.store import S3Store
+from dagsync.gate.validator import Validator
+from dagsync.publish.publisher import publish
 from tests.integration.adversarial import _file, tar_gz
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

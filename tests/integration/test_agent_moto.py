@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from agent.cli import main
-from agent.config import load_config
-from agent.health import Health
-from agent.loop import Agent, QueuePoller, make_syncer
-from agent.metrics import Metrics
-from dagsync import keys, serde
-from dagsync.archive import build_archive
-from dagsync.models import ChangeEvent, HostStatus, Release, ReleasedProject
-from dagsync.store import S3Store
+from dagsync.agent.cli import main
+from dagsync.agent.config import load_config
+from dagsync.agent.health import Health
+from dagsync.agent.loop import Agent, QueuePoller, make_syncer
+from dagsync.agent.metrics import Metrics
+from dagsync.core import keys, serde
+from dagsync.core.archive import build_archive
+from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject
+from dagsync.core.store import S3Store
 
 WAIT = 30.0
 

@@ -20,9 +20,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from dagsync import keys, serde
-from dagsync.archive import build_archive
-from dagsync.models import Release, ReleasedProject
+from dagsync.core import keys, serde
+from dagsync.core.archive import build_archive
+from dagsync.core.models import Release, ReleasedProject
 
 WAIT = 60.0
 BUCKET = "agent-proc-bucket"
@@ -82,7 +82,7 @@ class AgentProcess:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         self.fh = log.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", *args], stdout=self.fh,
+        self.proc = subprocess.Popen([sys.executable, "-m", "dagsync.agent.cli", *args], stdout=self.fh,
                                      stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def http(self, port: int, path: str, method: str = "GET") -> tuple[int, str]:

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from dagsync import keys
-from dagsync.local import FakeLambdaContext, sqs_event
-from dagsync.models import Release
-from dagsync.publisher import promote, publish
-from dagsync.serde import load_json
-from dagsync.store import Blob, S3Store
-from dagsync.validator import Validator
+from dagsync.core import keys
+from dagsync.core.models import Release
+from dagsync.core.serde import load_json
+from dagsync.core.store import Blob, S3Store
+from dagsync.gate.validator import Validator
+from dagsync.lambdas.invoke import InvocationContext
+from dagsync.local.stack import sqs_event
+from dagsync.publish.publisher import promote, publish
 from tests.e2e.reliability import write_version
 
 ROUNDS = 60
@@ -39,9 +40,9 @@ def folder_release(dags: Path, releases: list[Release]) -> int | None:
 
 
 def test_stale_duplicated_and_reordered_release_reads_never_move_the_host_back(store: S3Store, tmp_path: Path) -> None:
-    from agent.config import AgentConfig
-    from agent.loop import make_syncer
-    from agent.metrics import Metrics
+    from dagsync.agent.config import AgentConfig
+    from dagsync.agent.loop import make_syncer
+    from dagsync.agent.metrics import Metrics
 
     # Given six releases built by the validator, each a different mix of versions of two projects
     validator = Validator(store, on_release=lambda _: None, record_history=False)
@@ -101,7 +102,7 @@ def test_reordered_and_duplicated_manifest_events_release_only_the_current_manif
     sequences = []
     for i in range(0, len(delivered), 3):
         handler.lambda_handler(sqs_event(delivered[i:i + 3], aws["manifest_events_queue_arn"], "us-east-1"),
-                               FakeLambdaContext())
+                               InvocationContext())
         sequences.append(release_now(store).sequence)
     # Then exactly one release was made, from the current manifest (version 5), and none after it
     assert sequences == [1] * len(sequences)

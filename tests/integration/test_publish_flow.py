@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from dagsync import keys
-from dagsync.documents import read_catalog, read_manifest, read_release
-from dagsync.local import FakeLambdaContext
-from dagsync.publisher import PublishError, promote, publish, retire
-from dagsync.store import S3Store
+from dagsync.core import keys
+from dagsync.core.documents import read_catalog, read_manifest, read_release
+from dagsync.core.store import S3Store
+from dagsync.lambdas.invoke import InvocationContext
+from dagsync.publish.publisher import PublishError, promote, publish, retire
 from tests.integration.conftest import drain, event
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -75,7 +75,7 @@ def test_bad_dag_content_is_refused_at_publish(store: S3Store, tmp_path: Path) -
 
 def test_manifest_event_releases_and_fans_out(aws: dict[str, Any], store: S3Store, handler: Any) -> None:
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True)
-    result = handler.lambda_handler(event("sqs_manifest_created.json"), FakeLambdaContext())
+    result = handler.lambda_handler(event("sqs_manifest_created.json"), InvocationContext())
     assert result == {"batchItemFailures": []}
     release, _ = read_release(store)
     assert release is not None and release.sequence == 1
@@ -86,26 +86,26 @@ def test_manifest_event_releases_and_fans_out(aws: dict[str, Any], store: S3Stor
 
 def test_scheduled_event_takes_the_same_path_and_is_a_noop_when_unchanged(store: S3Store, handler: Any) -> None:
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True)
-    first = handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
-    second = handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
+    first = handler.lambda_handler(event("scheduled.json"), InvocationContext())
+    second = handler.lambda_handler(event("scheduled.json"), InvocationContext())
     assert first["outcome"] == "accepted" and second["outcome"] == "noop"
     release, _ = read_release(store)
     assert release is not None and release.sequence == 1
 
 
 def test_s3_test_event_is_acknowledged_without_work(store: S3Store, handler: Any) -> None:
-    result = handler.lambda_handler(event("sqs_s3_test_event.json"), FakeLambdaContext())
+    result = handler.lambda_handler(event("sqs_s3_test_event.json"), InvocationContext())
     assert result == {"batchItemFailures": []}
     assert read_release(store) == (None, None)
 
 
 def test_rejected_manifest_leaves_release_untouched(aws: dict[str, Any], store: S3Store, handler: Any) -> None:
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True)
-    handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
+    handler.lambda_handler(event("scheduled.json"), InvocationContext())
     before = store.get(keys.RELEASE_KEY)
     drain(aws)
     store.put(keys.MANIFEST_KEY, b"projects:\n  sales: '1.0.0'\n  ghost: '2.0'\n")
-    result = handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
+    result = handler.lambda_handler(event("scheduled.json"), InvocationContext())
     assert result["outcome"] == "rejected"
     assert "ghost 2.0: not in catalog/ghost.yaml" in result["detail"]
     assert store.get(keys.RELEASE_KEY) == before
@@ -122,7 +122,7 @@ def test_a_failing_validation_fails_its_records_so_sqs_retries_them(handler: Any
     monkeypatch.setattr(handler.runtime().validator, "run", s3_down)
     batch = event("sqs_s3_test_event.json")
     batch["Records"] += event("sqs_manifest_created.json")["Records"]
-    result = handler.lambda_handler(batch, FakeLambdaContext())
+    result = handler.lambda_handler(batch, InvocationContext())
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == ["2e1424d4-f796-459a-8184-9c92662be6da"]
     with pytest.raises(BatchProcessingError, match="All records failed"):
-        handler.lambda_handler(event("sqs_manifest_created.json"), FakeLambdaContext())
+        handler.lambda_handler(event("sqs_manifest_created.json"), InvocationContext())

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from dagsync import keys
-from dagsync.documents import read_release
-from dagsync.local import FakeLambdaContext
-from dagsync.publisher import publish
-from dagsync.store import Blob, S3Store
+from dagsync.core import keys
+from dagsync.core.documents import read_release
+from dagsync.core.store import Blob, S3Store
+from dagsync.lambdas.invoke import InvocationContext
+from dagsync.publish.publisher import publish
 from tests.integration.conftest import event
 from tests.integration.gate_helpers import (
     EXAMPLES,
@@ -80,9 +80,9 @@ def test_a_stale_or_duplicated_event_validates_the_current_manifest(aws: dict[st
     publish(store, "finance", "1.0.0", EXAMPLES / "finance", promote_now=True)
     stale = event("sqs_manifest_created.json")
     # When the stale event arrives, then the same event again
-    first = handler.lambda_handler(stale, FakeLambdaContext())
+    first = handler.lambda_handler(stale, InvocationContext())
     counter = RequestCounter(handler.runtime().validator.store.client)
-    second = handler.lambda_handler(stale, FakeLambdaContext())
+    second = handler.lambda_handler(stale, InvocationContext())
     # Then the current manifest (both projects) is released once, and the duplicate costs two reads, no write
     assert first == {"batchItemFailures": []} and second == {"batchItemFailures": []}
     release, _ = read_release(store)
@@ -118,16 +118,16 @@ def test_a_rejected_manifest_followed_by_a_fixed_one_goes_through(bucket: S3Stor
 def test_the_schedule_looks_again_at_a_rejection_whose_missing_version_appears(store: S3Store, handler: Any) -> None:
     # Given a manifest naming sales 2.0.0 before that version was catalogued (written out of order)
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True)
-    handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
+    handler.lambda_handler(event("scheduled.json"), InvocationContext())
     set_manifest(store, {"sales": "2.0.0"})
-    assert handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())["outcome"] == "rejected"
+    assert handler.lambda_handler(event("scheduled.json"), InvocationContext())["outcome"] == "rejected"
     # When the version is published afterwards, without the manifest changing
     publish(store, "sales", "2.0.0", EXAMPLES / "marketing")
     # Then an S3 event still finds it rejected (cheap no-op), but the scheduled safety net releases it
-    handler.lambda_handler(event("sqs_manifest_created.json"), FakeLambdaContext())
+    handler.lambda_handler(event("sqs_manifest_created.json"), InvocationContext())
     release, _ = read_release(store)
     assert release is not None and release.projects["sales"].version == "1.0.0"
-    assert handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())["outcome"] == "accepted"
+    assert handler.lambda_handler(event("scheduled.json"), InvocationContext())["outcome"] == "accepted"
     release, _ = read_release(store)
     assert release is not None and release.projects["sales"].version == "2.0.0" and release.sequence == 2
 
@@ -142,11 +142,11 @@ def test_a_rejection_is_surfaced_as_a_file_a_metric_and_an_alert(aws: dict[str, 
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=aws["alert_topic_arn"], Protocol="sqs", Endpoint=arn)
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True)
-    handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
+    handler.lambda_handler(event("scheduled.json"), InvocationContext())
     capsys.readouterr()
     # When a manifest naming an unknown version is validated
     set_manifest(store, {"sales": "4.0"})
-    handler.lambda_handler(event("scheduled.json"), FakeLambdaContext())
+    handler.lambda_handler(event("scheduled.json"), InvocationContext())
     # Then status/rejection.json has the reason, the manifest ETag and the time
     doc = json.loads(store.get(keys.REJECTION_KEY).data)  # type: ignore[union-attr]
     assert doc["reason"] == "sales 4.0: not in catalog/sales.yaml (latest: 1.0.0)"

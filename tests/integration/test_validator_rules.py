@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from dagsync import keys
-from dagsync.archive import Limits
-from dagsync.documents import read_rejection
-from dagsync.store import S3Store
+from dagsync.core import keys
+from dagsync.core.archive import Limits
+from dagsync.core.documents import read_rejection
+from dagsync.core.store import S3Store
 from tests.integration.gate_helpers import (
     EXAMPLES,
     Recorder,

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from dagsync import cli, keys
-from dagsync.models import HostStatus
-from dagsync.publisher import publish
-from dagsync.serde import dump_json
-from dagsync.store import S3Store
+from dagsync.cli import main as cli
+from dagsync.core import keys
+from dagsync.core.models import HostStatus
+from dagsync.core.serde import dump_json
+from dagsync.core.store import S3Store
+from dagsync.publish.publisher import publish
 from tests.integration.gate_helpers import EXAMPLES, Recorder, bare_store, set_manifest
 
 BUCKET = "dagsync-artifacts"
@@ -148,7 +149,8 @@ def test_publish_wait_exits_5_when_a_later_write_replaced_the_change(store: S3St
         set_manifest(store, {"sales": "3.0"})
         Recorder(store).run()
 
-    from dagsync import waiter
+    from dagsync.cli import changes
+    from dagsync.publish import waiter
 
     original = waiter.wait_for_release
 
@@ -157,7 +159,7 @@ def test_publish_wait_exits_5_when_a_later_write_replaced_the_change(store: S3St
         return original(*args, **kwargs)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(cli, "wait_for_release", wait_after_race)
+    mp.setattr(changes, "wait_for_release", wait_after_race)
     try:
         code, doc, err = run(capsys, "publish", "sales", "2.0", str(EXAMPLES / "marketing"), "--promote", "--wait",
                              "--timeout", "5")

@@ -10,13 +10,13 @@ from typing import BinaryIO
 
 import pytest
 
-from agent.metrics import Metrics
-from agent.sync import Settings, Syncer
-from agent.volume import Volume
-from dagsync import keys, serde
-from dagsync.archive import build_archive
-from dagsync.models import Release, ReleasedProject
-from dagsync.store import Blob, NotModified, ObjectNotFound
+from dagsync.agent.metrics import Metrics
+from dagsync.agent.sync import Settings, Syncer
+from dagsync.agent.volume import Volume
+from dagsync.core import keys, serde
+from dagsync.core.archive import build_archive
+from dagsync.core.models import Release, ReleasedProject
+from dagsync.core.store import Blob, NotModified, ObjectNotFound
 
 
 class FakeStore:

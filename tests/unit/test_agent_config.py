@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import build_parser, main
-from agent.config import DEFAULT_LISTEN, ConfigError, load_config
+from dagsync.agent.cli import build_parser, main
+from dagsync.agent.config import DEFAULT_LISTEN, ConfigError, load_config
 
 
 def test_defaults(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""deploy/ files parse and name the agent's real commands, flags, variables and port."""
+"""agent/Dockerfile and agent/deploy/ parse and name the agent's real commands, flags, variables and port."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.cli import build_parser
-from agent.config import CONFIG_ENV, DEFAULT_LISTEN, ENV_VARS, load_config
+from dagsync.agent.cli import build_parser
+from dagsync.agent.config import CONFIG_ENV, DEFAULT_LISTEN, ENV_VARS, load_config
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+AGENT_ROOM = Path(__file__).resolve().parents[2] / "agent"
+DEPLOY = AGENT_ROOM / "deploy"
 PORT = int(DEFAULT_LISTEN.rsplit(":", 1)[1])
 KNOWN_ENV = set(ENV_VARS.values()) | {CONFIG_ENV}
 
@@ -91,7 +92,7 @@ def test_there_is_a_sidecar_and_an_init_container_example() -> None:
 
 
 def test_dockerfile_is_non_root_and_runs_the_agent() -> None:
-    lines = (DEPLOY / "agent" / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    lines = (AGENT_ROOM / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
     instructions = [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1]) for ln in lines
                     if ln.strip() and not ln.lstrip().startswith("#")]
     by_kind: dict[str, list[str]] = {}
@@ -112,8 +113,9 @@ def test_dockerfile_is_non_root_and_runs_the_agent() -> None:
 def test_compose_example_wires_the_agent_to_the_shared_volume() -> None:
     doc = yaml_docs(DEPLOY / "compose" / "docker-compose.yml")[0]
     agent = doc["services"]["dagsync-agent"]
-    assert agent["build"]["dockerfile"] == "deploy/agent/Dockerfile"
-    assert (DEPLOY.parent / agent["build"]["context"].replace("../..", ".")).exists()
+    assert agent["build"]["dockerfile"] == "agent/Dockerfile"
+    context = (DEPLOY / "compose" / agent["build"]["context"]).resolve()
+    assert (context / agent["build"]["dockerfile"]).exists()
     check_agent_argv(agent["command"])
     assert set(agent["environment"]) <= KNOWN_ENV
     assert agent["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.health import Health, HealthServer
-from agent.metrics import Metrics
+from dagsync.agent.health import Health, HealthServer
+from dagsync.agent.metrics import Metrics
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agent.config import load_config
-from agent.health import Health
-from agent.loop import Agent, QueuePoller, backoff
-from agent.metrics import Metrics
-from agent.sync import SyncResult
+from dagsync.agent.config import load_config
+from dagsync.agent.health import Health
+from dagsync.agent.loop import Agent, QueuePoller, backoff
+from dagsync.agent.metrics import Metrics
+from dagsync.agent.sync import SyncResult
 
 WAIT = 30.0  # generous: these are wait-for-condition timeouts, never performance asserts
 

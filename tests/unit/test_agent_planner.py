@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.planner import Fetch, Link, LocalView, UnknownProject, plan, plan_retention
-from dagsync.models import Release, ReleasedProject
+from dagsync.agent.planner import Fetch, Link, LocalView, UnknownProject, plan, plan_retention
+from dagsync.core.models import Release, ReleasedProject
 
 
 def entry(version: str, digit: str = "a") -> ReleasedProject:

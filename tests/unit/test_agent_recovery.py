@@ -7,10 +7,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.recovery import recover
-from agent.state import load_state
-from agent.sync import Syncer
-from agent.volume import Volume
+from dagsync.agent.recovery import recover
+from dagsync.agent.state import load_state
+from dagsync.agent.sync import Syncer
+from dagsync.agent.volume import Volume
 
 A = {"alpha": ("1.0", {"dag_a.py": "a = 1\n"}), "beta": ("3", {"b.py": "b\n"})}
 

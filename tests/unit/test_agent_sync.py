@@ -11,11 +11,11 @@ from pathlib import Path
 
 from botocore.exceptions import EndpointConnectionError
 
-from agent.executor import FETCH_WORKERS
-from agent.state import load_state
-from agent.sync import Syncer
-from dagsync import keys, serde
-from dagsync.models import HostStatus
+from dagsync.agent.executor import FETCH_WORKERS
+from dagsync.agent.state import load_state
+from dagsync.agent.sync import Syncer
+from dagsync.core import keys, serde
+from dagsync.core.models import HostStatus
 
 A1 = {"alpha": ("1.0", {"dag_a.py": "a = 1\n", "lib/util.py": "u = 1\n"})}
 

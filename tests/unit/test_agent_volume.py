@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.volume import IGNORE_BEGIN, IGNORE_END, Volume, VolumeError, render_airflowignore, tree_digest
-from dagsync import archive
-from dagsync.archive import build_archive
+from dagsync.agent.volume import IGNORE_BEGIN, IGNORE_END, Volume, VolumeError, render_airflowignore, tree_digest
+from dagsync.core import archive
+from dagsync.core.archive import build_archive
 
 
 def make_archive(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.archive import Limits, UnsafeArchive, build_archive, extract, iter_members
+from dagsync.core.archive import Limits, UnsafeArchive, build_archive, extract, iter_members
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from dagsync import keys
-from dagsync.models import ChangeEvent, HostStatus, Manifest, Release, ReleasedProject
-from dagsync.serde import DocumentError, dump_json, dump_yaml, load_json, load_yaml
+from dagsync.core import keys
+from dagsync.core.models import ChangeEvent, HostStatus, Manifest, Release, ReleasedProject
+from dagsync.core.serde import DocumentError, dump_json, dump_yaml, load_json, load_yaml
 
 SHA = "a" * 64
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagsync.models import Manifest
-from dagsync.serde import MAX_DOCUMENT_BYTES, DocumentError, load_json, load_yaml
+from dagsync.core.models import Manifest
+from dagsync.core.serde import MAX_DOCUMENT_BYTES, DocumentError, load_json, load_yaml
 
 BOMB = b"""
 a: &a ["x","x","x","x","x","x","x","x","x"]

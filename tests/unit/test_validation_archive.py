@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, build_archive, iter_members
-from dagsync.dagcheck import inspect_members
-from dagsync.workflow import validate_path
+from dagsync.core.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, build_archive, iter_members
+from dagsync.core.dagcheck import inspect_members
+from dagsync.publish.workflow import validate_path
 
 
 def tar_gz(*entries: tarfile.TarInfo | tuple[str, bytes], pax: dict[str, str] | None = None) -> bytes:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.models import Manifest
-from dagsync.serde import MAX_DOCUMENT_BYTES, DocumentError, load_yaml
-from dagsync.workflow import validate_path
+from dagsync.core.models import Manifest
+from dagsync.core.serde import MAX_DOCUMENT_BYTES, DocumentError, load_yaml
+from dagsync.publish.workflow import validate_path
 
 BOMB = b'a: &a ["x","x","x"]\nb: &b [*a,*a,*a]\nprojects: {sales: "1"}\n'
 

@@ -1,0 +1,227 @@
+"""One sync cycle: read release.json (conditionally), scan, plan, apply, record, report.
+
+A cycle never raises: every failure becomes an `error` outcome that leaves the volume as it was.
+A missing, unreadable or invalid release.json changes nothing on disk."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Literal
+
+from dagsync.core import keys, serde
+from dagsync.core.documents import JSON
+from dagsync.core.models import HostStatus, Release, utcnow
+from dagsync.core.store import NotModified, ObjectStore
+
+from . import AGENT_VERSION, logs
+from .executor import ApplyResult, Executor, describe
+from .metrics import Metrics
+from .planner import UnknownProject, plan, plan_retention
+from .recovery import recover
+from .scan import Check, scan
+from .state import AgentState, save_state
+from .volume import Volume
+
+Outcome = Literal["success", "error", "noop"]
+
+
+class ReleaseUnavailable(RuntimeError):
+    """release.json is missing or invalid: keep the last good state."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    keep_versions: int = 2
+    retention_grace: float = 3600.0
+    digest_every: int = 10
+    write_status: bool = True
+
+
+@dataclass
+class SyncResult:
+    outcome: Outcome
+    full: bool
+    error: str | None = None
+    sequence: int | None = None
+    applied: ApplyResult | None = None
+
+
+class Syncer:
+    def __init__(
+        self, store: ObjectStore, volume: Volume, settings: Settings, metrics: Metrics, stop: threading.Event
+    ) -> None:
+        self.store = store
+        self.volume = volume
+        self.settings = settings
+        self.metrics = metrics
+        self.stop = stop
+        self.executor = Executor(store, volume, metrics, stop)
+        self.state: AgentState = recover(volume).state
+        self._saved = self.state.model_dump_json()
+        self.release: Release | None = None
+        self.etag: str | None = None
+        self.full_cycles = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._last_status: tuple[object, ...] | None = None
+        self._unowned: list[str] = []
+        self._gauges()
+
+    @property
+    def serving(self) -> bool:
+        """The volume holds live projects (from this process or, after a restart, from the last one)."""
+        return bool(self.state.links)
+
+    def sync(self, *, full: bool, only: Collection[str] | None = None) -> SyncResult:
+        started = time.monotonic()
+        try:
+            result = self._sync(full, only)
+        except Exception as exc:  # S3 down, bad release.json, disk trouble: count it, keep the last state
+            result = SyncResult("error", full, error=_describe(exc))
+        self.metrics.sync_duration.observe(time.monotonic() - started)
+        self.metrics.syncs.labels(result.outcome).inc()
+        self.failures = self.failures + 1 if result.outcome == "error" else 0
+        self.metrics.consecutive_failures.set(self.failures)
+        self.last_error = result.error
+        if result.outcome == "error":
+            logs.error("sync failed", full=full, error=result.error, consecutive_failures=self.failures)
+        elif result.outcome == "success":
+            logs.info("sync applied", full=full, sequence=result.sequence, projects=len(self.state.links))
+        self._report()
+        return result
+
+    def fetch_release(self) -> tuple[Release, bool]:
+        """The current release and whether it changed since the last read (304 costs nothing)."""
+        try:
+            blob = self.store.get(keys.RELEASE_KEY, if_none_match=self.etag if self.release else None)
+        except NotModified:
+            assert self.release is not None
+            return self.release, False
+        if blob is None:
+            raise ReleaseUnavailable(f"{keys.RELEASE_KEY} not found in the bucket; nothing changed on disk")
+        try:
+            release = serde.load_json(Release, blob.data, keys.RELEASE_KEY)
+        except serde.DocumentError as exc:
+            raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
+        self.release, self.etag = release, blob.etag
+        return release, True
+
+    def _check(self, full: bool) -> Check:
+        if not full:
+            return "none"
+        check: Check = "digest" if self.full_cycles % self.settings.digest_every == 0 else "stat"
+        self.full_cycles += 1
+        return check
+
+    def _sync(self, full: bool, only: Collection[str] | None) -> SyncResult:
+        if full and self.volume.ensure_airflowignore():
+            # Without the managed block Airflow's parser fails the whole folder: repair it even if S3 is down.
+            logs.warning("drift: .airflowignore managed block missing or changed, restored")
+            self.metrics.drift_repairs.labels("airflowignore").inc()
+        release, changed = self.fetch_release()
+        if not full and not changed:
+            return SyncResult("noop", full, sequence=release.sequence)
+        if release.sequence < self.state.highest_sequence:
+            logs.warning("ignored older release", sequence=release.sequence, applied=self.state.highest_sequence)
+            return SyncResult("noop", full, sequence=release.sequence)
+        found = scan(self.volume, self.state, self._check(full))
+        self._observe_drift(found.damaged, found.broken_links, found.unowned)
+        todo = plan(release, found.view, only)
+        fresh = release.sequence > self.state.sequence
+        if not todo.empty:
+            self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
+        result = self.executor.apply(todo, self.state)
+        if fresh and result.flipped:
+            self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
+        self._settle_links()
+        complete = not result.errors and not result.stopped
+        if complete:
+            self.state.sequence = max(self.state.sequence, release.sequence)
+            self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
+            self.state.release_etag = self.etag
+        removed = self._retention() if full and complete else 0
+        self._save()
+        if complete and full:
+            self.metrics.last_full_reconcile.set(time.time())
+        if result.errors:
+            why = "; ".join(f"{p}: {e}" for p, e in sorted(result.errors.items()))
+            return SyncResult("error", full, error=why, sequence=release.sequence, applied=result)
+        busy = result.changed or removed or found.adopted or found.damaged or found.broken_links
+        return SyncResult("success" if busy else "noop", full, sequence=release.sequence, applied=result)
+
+    def _observe_drift(self, damaged: list[tuple[str, str]], broken: list[str], unowned: list[str]) -> None:
+        for project, tree in damaged:
+            logs.warning("drift: tree changed on disk, fetching it again", project=project, tree=tree)
+            self.metrics.drift_repairs.labels("tree").inc()
+        for project in broken:
+            logs.warning("drift: link missing, retargeted or dangling", project=project)
+            self.metrics.drift_repairs.labels("link").inc()
+        self.metrics.unowned_entries.set(len(unowned))
+        if unowned != self._unowned:
+            if unowned:
+                logs.warning("entries not owned by dagsync left alone", entries=unowned)
+            self._unowned = list(unowned)
+
+    def _settle_links(self) -> None:
+        """Record the links as they are on disk; a tree that is no longer linked starts its retention clock."""
+        links: dict[str, str] = {}
+        for name in self.volume.entries():
+            tree = self.volume.linked_tree(name)
+            if tree is not None and self.state.record(name, tree) is not None:
+                links[name] = tree
+        self.state.links = links
+        now = time.time()
+        for project in self.state.trees:
+            self.state.mark_live(project, links.get(project), now)
+
+    def _retention(self) -> int:
+        history = {
+            project: {tree: rec.retired_at for tree, rec in trees.items()}
+            for project, trees in self.state.trees.items()
+        }
+        doomed = plan_retention(
+            history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=time.time()
+        )
+        return self.executor.remove_trees(doomed, self.state) if doomed else 0
+
+    def _gauges(self) -> None:
+        self.metrics.applied_sequence.set(self.state.sequence)
+        self.metrics.projects_live.set(len(self.state.links))
+
+    def _save(self) -> None:
+        self._gauges()
+        data = self.state.model_dump_json()
+        if data != self._saved:
+            save_state(self.volume.state_path, self.state)
+            self._saved = data
+
+    def _report(self) -> None:
+        """hosts/<host>.json after every change of applied state and on errors; best effort."""
+        if not self.settings.write_status:
+            return
+        key = (self.state.sequence, tuple(sorted(self.state.versions().items())), self.last_error)
+        if key == self._last_status:
+            return
+        status = HostStatus(
+            host=self.settings.host,
+            sequence=self.state.sequence,
+            projects=self.state.versions(),
+            last_error=self.last_error,
+            agent_version=AGENT_VERSION,
+            updated_at=utcnow(),
+        )
+        try:
+            self.store.put(
+                keys.host_status_key(self.settings.host), serde.dump_json(status), content_type=JSON
+            )
+            self._last_status = key
+        except Exception as exc:
+            logs.warning("could not write host status", error=_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    return describe(exc, plain=(ReleaseUnavailable, UnknownProject))

@@ -1,0 +1,1 @@
+"""`dagsync`, the publisher CLI: one command registry (`main.py`), one exit-status table (`exits.py`)."""

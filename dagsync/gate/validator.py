@@ -1,0 +1,225 @@
+"""The validation gate: turn the current manifest into a release, or refuse it with a reason.
+
+Runs the same for an S3 event and for the one-minute schedule: it always reads the CURRENT manifest
+(events arrive late and out of order), is a no-op when the manifest is the one the last release was
+built from, and resolves only the projects whose version changed (work is O(changed projects))."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dagsync.core import history, keys
+from dagsync.core.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, iter_members
+from dagsync.core.dagcheck import inspect_members
+from dagsync.core.documents import JSON, read_catalog, read_rejection, read_release
+from dagsync.core.models import Catalog, ChangeEvent, Manifest, Rejection, Release, ReleasedProject, utcnow
+from dagsync.core.serde import DocumentError, dump_json, load_yaml
+from dagsync.core.store import ObjectNotFound, ObjectStore, PreconditionFailed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["noop", "accepted", "rejected"]
+    detail: str = ""
+    sequence: int | None = None
+    changed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Validator:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        on_release: Callable[[ChangeEvent], None],
+        on_rejection: Callable[[Rejection], None] = lambda _: None,
+        limits: Limits = DEFAULT_LIMITS,
+        attempts: int = 3,
+        record_history: bool = True,
+    ) -> None:
+        self.store = store
+        self.on_release = on_release
+        self.on_rejection = on_rejection
+        self.limits = limits
+        self.attempts = attempts
+        self.record_history = record_history
+
+    def run(self, *, recheck_rejected: bool = False) -> Outcome:
+        """Validate the current manifest. `recheck_rejected` (the schedule) looks again at a manifest that
+        was rejected, in case what it was missing (a catalog entry, an archive) has appeared since."""
+        for _ in range(self.attempts):
+            try:
+                return self._run_once(recheck_rejected)
+            except PreconditionFailed:
+                log.info("release.json changed while validating; starting over")
+        raise RuntimeError(f"release.json kept changing during {self.attempts} attempts")
+
+    def _run_once(self, recheck_rejected: bool) -> Outcome:
+        # Release first, then manifest: the manifest read is then at least as new as the one the release was
+        # built from, and the IfMatch on the release makes sure nobody released anything in between.
+        # (Manifest first would let a slow run release an old manifest over a newer release.)
+        previous, previous_etag = read_release(self.store)
+        blob = self.store.get(keys.MANIFEST_KEY)
+        if blob is None:
+            return Outcome("noop", "no manifest yet")
+        if previous is not None and previous.manifest_etag == blob.etag:
+            return Outcome("noop", "manifest unchanged since release", sequence=previous.sequence)
+        rejected = _read_rejection(self.store)
+        already = rejected is not None and rejected.manifest_etag == blob.etag
+        if already and not recheck_rejected:
+            assert rejected is not None
+            return Outcome("noop", "manifest already rejected", errors=list(rejected.errors))
+
+        resolved, errors = self._check(blob.data, previous)
+        if errors:
+            if already and rejected is not None and rejected.errors == errors:
+                return Outcome("noop", "manifest still rejected", errors=errors)
+            return self._reject(blob.etag, errors)
+
+        sequence = (previous.sequence if previous else 0) + 1
+        release = Release(sequence=sequence, manifest_etag=blob.etag, published_at=utcnow(), projects=resolved)
+        data = dump_json(release)
+        if previous_etag is None:
+            etag = self.store.put(keys.RELEASE_KEY, data, if_none_match="*", content_type=JSON)
+        else:
+            etag = self.store.put(keys.RELEASE_KEY, data, if_match=previous_etag, content_type=JSON)
+        changed = changed_projects(previous, release)
+        self.on_release(
+            ChangeEvent(sequence=sequence, release_etag=etag, published_at=release.published_at, changed=changed)
+        )
+        if self.record_history:
+            history.record(self.store, release, changed)
+        return Outcome("accepted", f"release {sequence}", sequence=sequence, changed=changed)
+
+    def _check(self, data: bytes, previous: Release | None) -> tuple[dict[str, ReleasedProject], list[str]]:
+        try:
+            manifest = load_yaml(Manifest, data, keys.MANIFEST_KEY)
+        except DocumentError as exc:
+            return {}, [str(exc)]
+        resolved, errors = self._resolve(manifest, previous)
+        return resolved, errors + duplicate_dag_ids(resolved)
+
+    def _resolve(self, manifest: Manifest, previous: Release | None) -> tuple[dict[str, ReleasedProject], list[str]]:
+        resolved: dict[str, ReleasedProject] = {}
+        errors: list[str] = []
+        for project, version in manifest.projects.items():
+            prior = previous.projects.get(project) if previous else None
+            if prior is not None and prior.version == version:
+                resolved[project] = prior  # validated when it went live; hosts re-check its sha256
+                continue
+            try:
+                resolved[project] = self._resolve_one(project, version)
+            except (ResolveError, DocumentError) as exc:
+                errors.append(f"{project} {version}: {exc}")
+        return resolved, errors
+
+    def _resolve_one(self, project: str, version: str) -> ReleasedProject:
+        catalog: Catalog | None = read_catalog(self.store, project)
+        if catalog is not None and catalog.project != project:
+            raise ResolveError(f"catalog/{project}.yaml says it is the catalog of {catalog.project!r}")
+        entry = catalog.find(version) if catalog else None
+        if entry is None:
+            known = ", ".join(e.version for e in catalog.entries[-5:]) if catalog else ""
+            raise ResolveError(f"not in catalog/{project}.yaml" + (f" (latest: {known})" if known else ""))
+        if entry.archive_key != keys.archive_key(project, version):
+            raise ResolveError(f"catalog points at {entry.archive_key!r}, not this project's archive key")
+        if entry.size > self.limits.max_compressed_bytes:
+            raise ResolveError(f"archive is {entry.size} bytes; the limit is {self.limits.max_compressed_bytes}")
+        data = self._fetch(entry.archive_key, entry.size)
+        if len(data) != entry.size:
+            raise ResolveError(f"archive is {len(data)} bytes, the catalog says {entry.size}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry.sha256:
+            raise ResolveError(
+                f"archive sha256 {digest[:12]} does not match the catalog's {entry.sha256[:12]} "
+                "(was the archive overwritten?)"
+            )
+        try:
+            report = inspect_members(iter_members(io.BytesIO(data), self.limits))
+        except UnsafeArchive as exc:
+            raise ResolveError(f"unsafe archive: {exc}") from None
+        if report.errors:
+            raise ResolveError("DAG content refused: " + "; ".join(report.errors))
+        if (report.files, report.uncompressed_size) != (entry.files, entry.uncompressed_size):
+            raise ResolveError(
+                f"archive holds {report.files} files ({report.uncompressed_size} bytes), the catalog says "
+                f"{entry.files} ({entry.uncompressed_size} bytes)"
+            )
+        return ReleasedProject(
+            version=version,
+            archive_key=entry.archive_key,
+            sha256=digest,
+            size=len(data),
+            files=report.files,
+            uncompressed_size=report.uncompressed_size,
+            dag_ids=report.dag_ids,
+        )
+
+    def _fetch(self, key: str, expected: int) -> bytes:
+        """The archive, read no further than one chunk past the size the catalog records."""
+        sink = _BoundedSink(expected)
+        try:
+            self.store.download(key, sink)
+        except _TooLarge:
+            raise ResolveError(f"archive is larger than the {expected} bytes the catalog records") from None
+        except ObjectNotFound:
+            raise ResolveError(f"archive {key} is missing") from None
+        return sink.getvalue()
+
+    def _reject(self, manifest_etag: str, errors: list[str]) -> Outcome:
+        reason = errors[0] if len(errors) == 1 else f"{len(errors)} problems: " + "; ".join(errors)
+        rejection = Rejection(manifest_etag=manifest_etag, at=utcnow(), reason=reason, errors=errors)
+        self.store.put(keys.REJECTION_KEY, dump_json(rejection), content_type=JSON)
+        self.on_rejection(rejection)
+        return Outcome("rejected", reason, errors=errors)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BoundedSink(io.BytesIO):
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise _TooLarge
+        return super().write(data)
+
+
+def _read_rejection(store: ObjectStore) -> Rejection | None:
+    try:
+        return read_rejection(store)
+    except DocumentError:
+        return None  # unreadable: validate as if there were none, and overwrite it if rejected again
+
+
+class ResolveError(ValueError):
+    pass
+
+
+def duplicate_dag_ids(projects: dict[str, ReleasedProject]) -> list[str]:
+    owners: dict[str, list[str]] = {}
+    for name, project in projects.items():
+        for dag_id in project.dag_ids:
+            owners.setdefault(dag_id, []).append(name)
+    return [
+        f"dag_id {dag_id!r} is declared by more than one live project: {', '.join(sorted(names))}"
+        for dag_id, names in sorted(owners.items())
+        if len(names) > 1
+    ]
+
+
+def changed_projects(previous: Release | None, current: Release) -> list[str]:
+    before = previous.projects if previous else {}
+    names = set(before) | set(current.projects)
+    return sorted(n for n in names if before.get(n) != current.projects.get(n))

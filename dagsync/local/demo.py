@@ -1,0 +1,169 @@
+"""`make demo`: the whole loop on this machine. Publish the examples, watch them land on a host's DAG
+folder (timing manifest write -> flip), promote a new version, roll back, retire one. A reader scans
+the folder the whole time and must never see a project missing or half-written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dagsync.core import keys
+from dagsync.core.aws import AwsSettings
+from dagsync.core.store import S3Store
+from dagsync.local.procs import running, start_agent, start_local_stack, wait_for
+from dagsync.publish.change import ManifestChange
+from dagsync.publish.publisher import promote, publish, retire
+from dagsync.publish.workflow import rollback
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+HOST = "host-1"
+
+
+def tree_digest(root: Path) -> frozenset[tuple[str, str]]:
+    """(relative path, sha256) of every file below root, skipping what Airflow's parser leaves behind."""
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in filenames:
+            path = Path(dirpath, name)
+            out.add((path.relative_to(root).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
+    return frozenset(out)
+
+
+class Reader(threading.Thread):
+    """Scans the DAG folder in a loop, as Airflow's parser would, and records every torn view."""
+
+    def __init__(self, dags_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.dags_dir = dags_dir
+        self.valid: dict[str, set[frozenset[tuple[str, str]]]] = {}
+        self.must_exist: set[str] = set()
+        self.scans = 0
+        self.violations: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for project, versions in list(self.valid.items()):
+                link = self.dags_dir / project
+                try:
+                    seen = tree_digest(Path(os.path.realpath(link))) if link.exists() else None
+                except FileNotFoundError:
+                    seen = None  # the tree behind the link was removed while we walked it
+                if seen is None:
+                    if project in self.must_exist:
+                        self.violations.append(f"{project} missing")
+                elif seen not in versions:
+                    self.violations.append(f"{project} torn: {len(seen)} files match no published version")
+            self.scans += 1
+            self.stop.wait(0.001)
+
+
+def landed(dags_dir: Path, project: str, sha256: str | None) -> bool:
+    link = dags_dir / project
+    if sha256 is None:
+        return not os.path.lexists(link)
+    return os.path.islink(link) and os.readlink(link).endswith(sha256[:12])
+
+
+class Demo:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.dags_dir = work / HOST / "dags"
+        self.dags_dir.mkdir(parents=True)
+        self.reader = Reader(self.dags_dir)
+        self.timings: list[float] = []
+        self.shas: dict[tuple[str, str], str] = {}
+
+    def step(self, title: str) -> None:
+        print(f"\n== {title}", flush=True)
+
+    def publish(self, store: S3Store, project: str, version: str, source: Path, *, live: bool = True) -> None:
+        self.reader.valid.setdefault(project, set()).add(tree_digest(source))
+        shown = source.relative_to(EXAMPLES.parent) if source.is_relative_to(EXAMPLES.parent) else source
+        print(f"$ dagsync publish {project} {version} {shown}" + (" --promote" if live else ""), flush=True)
+        result = publish(store, project, version, source, promote_now=False, published_by="demo")
+        self.shas[(project, version)] = result.sha256
+        print(f"  archive {result.size} bytes, {result.files} files, dag_ids {', '.join(result.dag_ids)}")
+        if live:
+            self.flip(project, version, lambda: promote(store, project, version), echo=False)
+
+    def flip(self, project: str, version: str | None, write: Callable[[], ManifestChange], *,
+             echo: bool = True) -> None:
+        if echo:
+            print(f"$ dagsync {'promote ' + project + ' ' + version if version else 'retire ' + project}")
+        change: ManifestChange = write()
+        written = time.perf_counter()
+        sha = self.shas[(project, version)] if version else None
+        if not wait_for(lambda: landed(self.dags_dir, project, sha) or not self.agent.alive, timeout=30,
+                        interval=0.001) or not self.agent.alive:
+            raise SystemExit(f"demo failed: {project} did not reach {version} on {HOST} (see {self.work}/agent.log)")
+        elapsed = (time.perf_counter() - written) * 1000
+        self.timings.append(elapsed)
+        target = os.readlink(self.dags_dir / project) if version else "(removed)"
+        print(f"  manifest {change.etag} -> {HOST}:{project} -> {target}  in {elapsed:.0f} ms", flush=True)
+        if version:
+            self.reader.must_exist.add(project)
+
+    def run(self) -> int:
+        log = open(self.work / "local-stack.log", "w")  # noqa: SIM115
+        stack = start_local_stack(hosts=1, log=log)
+        self.agent = agent = start_agent(stack, HOST, self.dags_dir, reconcile_interval=60,
+                                         log_path=self.work / "agent.log")
+        with running(stack, agent):
+            store = S3Store(AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url).client("s3"),
+                            stack.bucket)
+            print(f"local stack on {stack.endpoint_url}, bucket {stack.bucket}; {HOST} syncs into {self.dags_dir}")
+            self.reader.start()
+            self.step("publish the example projects (CI would run these)")
+            for project in ("sales", "marketing", "finance"):
+                self.publish(store, project, "1.0.0", EXAMPLES / project)
+            self.step("the host's DAG folder")
+            for entry in sorted(self.dags_dir.iterdir()):
+                print(f"  {entry.name}" + (f" -> {os.readlink(entry)}" if entry.is_symlink() else ""))
+            self.step("promote a new version of sales")
+            v2 = self.work / "sales-1.1.0"
+            shutil.copytree(EXAMPLES / "sales", v2)
+            source = (v2 / "daily_sales_report.py").read_text().replace('REPORT_VERSION = "1"', 'REPORT_VERSION = "2"')
+            (v2 / "daily_sales_report.py").write_text(source)
+            self.publish(store, "sales", "1.1.0", v2)
+            self.step("roll sales back (to the version live before 1.1.0)")
+            print("$ dagsync rollback sales")
+            self.flip("sales", "1.0.0", lambda: rollback(store, "sales")[2], echo=False)
+            self.step("retire marketing")
+            self.reader.must_exist.discard("marketing")
+            self.flip("marketing", None, lambda: retire(store, "marketing"))
+            blob = store.get(keys.RELEASE_KEY)
+            self.reader.stop.set()
+            self.reader.join()
+        log.close()
+        return self.report(blob is not None)
+
+    def report(self, released: bool) -> int:
+        self.step("summary")
+        t = sorted(self.timings)
+        print(f"  {len(t)} changes, manifest write -> flip on {HOST}: median {statistics.median(t):.0f} ms, "
+              f"max {t[-1]:.0f} ms")
+        print(f"  reader: {self.reader.scans} scans of the DAG folder, {len(self.reader.violations)} torn or missing")
+        for v in self.reader.violations[:5]:
+            print(f"    {v}")
+        ok = released and not self.reader.violations
+        print("demo " + ("passed" if ok else "FAILED") + f" (logs in {self.work})")
+        return 0 if ok else 1
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="dagsync-demo-"))
+    return Demo(work).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Publishing: immutable archives, an append-only catalog, and the manifest updated in place.
+
+Every write is conditional, so twenty teams can publish at once without losing each other's updates."""
+
+from __future__ import annotations
+
+import getpass
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from dagsync.core import keys
+from dagsync.core.archive import DEFAULT_LIMITS, BuiltArchive, Limits, UnsafeArchive, build_archive, iter_members
+from dagsync.core.dagcheck import inspect_members
+from dagsync.core.documents import YAML, read_catalog, read_release, update
+from dagsync.core.models import Catalog, CatalogEntry, Manifest, ProjectName, Version, utcnow
+from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
+from dagsync.core.store import Blob, ObjectStore, PreconditionFailed
+from dagsync.publish.change import ManifestChange
+
+D = TypeVar("D", Catalog, Manifest)
+
+
+class PublishError(Exception):
+    """The publish was refused; the message says why and what to do. Nothing live changed."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    project: str
+    version: str
+    sha256: str
+    size: int
+    files: int
+    dag_ids: list[str]
+    archive_created: bool
+    catalog_appended: bool
+    manifest: ManifestChange | None
+
+
+def check_name(project: str, version: str | None = None) -> None:
+    try:
+        TypeAdapter(ProjectName).validate_python(project)
+        if version is not None:
+            TypeAdapter(Version).validate_python(version)
+    except ValidationError as exc:
+        raise PublishError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def default_publisher() -> str:
+    for var in ("DAGSYNC_PUBLISHED_BY", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_USER"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def package(source: Path, limits: Limits = DEFAULT_LIMITS) -> tuple[BuiltArchive, list[str]]:
+    """Build the archive and check its DAG content (syntax, dag_ids) without executing anything."""
+    try:
+        built = build_archive(source, limits)
+    except (UnsafeArchive, FileNotFoundError) as exc:
+        raise PublishError(str(exc)) from None
+    if built.size > limits.max_compressed_bytes:
+        raise PublishError(f"archive is {built.size} bytes; the limit is {limits.max_compressed_bytes}")
+    report = inspect_members(iter_members(io.BytesIO(built.data), limits))
+    if report.errors:
+        raise PublishError("DAG content refused: " + "; ".join(report.errors))
+    return built, report.dag_ids
+
+
+def publish(
+    store: ObjectStore,
+    project: str,
+    version: str,
+    source: Path,
+    *,
+    promote_now: bool = False,
+    published_by: str | None = None,
+) -> PublishResult:
+    check_name(project, version)
+    built, dag_ids = package(source)
+    archive_key = keys.archive_key(project, version)
+    created = _put_archive(store, archive_key, built, project, version)
+    entry = CatalogEntry(
+        version=version,
+        archive_key=archive_key,
+        sha256=built.sha256,
+        size=built.size,
+        files=built.files,
+        uncompressed_size=built.uncompressed_size,
+        dag_ids=dag_ids,
+        published_at=utcnow(),
+        published_by=published_by or default_publisher(),
+    )
+    appended = _append_catalog(store, project, entry)
+    change = promote(store, project, version) if promote_now else None
+    return PublishResult(
+        project=project,
+        version=version,
+        sha256=built.sha256,
+        size=built.size,
+        files=built.files,
+        dag_ids=dag_ids,
+        archive_created=created,
+        catalog_appended=appended,
+        manifest=change,
+    )
+
+
+def _put_archive(store: ObjectStore, key: str, built: BuiltArchive, project: str, version: str) -> bool:
+    try:
+        store.put(key, built.data, if_none_match="*", content_type="application/gzip")
+        return True
+    except PreconditionFailed:
+        existing = store.get(key)
+        if existing is not None and existing.data == built.data:
+            return False  # identical content: publishing again is a no-op
+        raise PublishError(
+            f"{project} {version} is already published with different content; versions are immutable, "
+            "publish a new version"
+        ) from None
+
+
+def _append_catalog(store: ObjectStore, project: str, entry: CatalogEntry) -> bool:
+    appended = False
+
+    def change(blob: Blob | None) -> bytes | None:
+        nonlocal appended
+        catalog = Catalog(project=project) if blob is None else _load(Catalog, blob, keys.catalog_key(project))
+        existing = catalog.find(entry.version)
+        if existing is not None:
+            if existing.sha256 != entry.sha256:
+                raise PublishError(
+                    f"catalog/{project}.yaml already records {entry.version} with sha256 {existing.sha256[:12]}"
+                )
+            appended = False
+            return None
+        appended = True
+        return dump_yaml(Catalog(project=project, entries=[*catalog.entries, entry]))
+
+    update(store, keys.catalog_key(project), change, content_type=YAML)
+    return appended
+
+
+def _load(model: type[D], blob: Blob, what: str) -> D:
+    try:
+        return load_yaml(model, blob.data, what)
+    except DocumentError as exc:
+        raise PublishError(f"{exc}; fix it before publishing (dagsync validate helps)") from None
+
+
+def _change_manifest(store: ObjectStore, project: str, version: str | None, *, allow_empty: bool) -> ManifestChange:
+    release, _ = read_release(store)
+    before = release.sequence if release else 0
+    previous: str | None = None
+    changed = False
+
+    def change(blob: Blob | None) -> bytes | None:
+        nonlocal previous, changed
+        projects: dict[str, str] = {}
+        if blob is not None:
+            current = _load(Manifest, blob, keys.MANIFEST_KEY)
+            projects = dict(current.projects)
+        previous = projects.get(project)
+        if previous == version:
+            changed = False
+            return None
+        if version is None:
+            projects.pop(project, None)
+        else:
+            projects[project] = version
+        if not projects and not allow_empty:
+            raise PublishError(
+                f"retiring {project} would leave the manifest empty and remove every project from every host; "
+                "pass --allow-empty if that is what you mean"
+            )
+        changed = True
+        manifest = Manifest(projects=dict(sorted(projects.items())), allow_empty=not projects)
+        return dump_yaml(manifest)
+
+    etag = update(store, keys.MANIFEST_KEY, change, content_type=YAML)
+    return ManifestChange(project, version, previous, etag, changed, before)
+
+
+def promote(store: ObjectStore, project: str, version: str) -> ManifestChange:
+    """Make `version` the live version of `project` (also how a rollback is done)."""
+    check_name(project, version)
+    catalog = read_catalog(store, project)
+    if catalog is None:
+        raise PublishError(f"{project} has never been published (no catalog/{project}.yaml)")
+    if catalog.find(version) is None:
+        known = ", ".join(e.version for e in catalog.entries[-10:]) or "none"
+        raise PublishError(f"{project} has no published version {version} (latest: {known})")
+    return _change_manifest(store, project, version, allow_empty=False)
+
+
+def retire(store: ObjectStore, project: str, *, allow_empty: bool = False) -> ManifestChange:
+    """Remove `project` from the manifest (its history stays in the catalog)."""
+    check_name(project)
+    return _change_manifest(store, project, None, allow_empty=allow_empty)

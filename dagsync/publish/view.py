@@ -1,0 +1,123 @@
+"""One view of a deployment: the manifest (intent), the release (validated), the current rejection and what each
+host reports (applied). `dagsync status` and `dagsync diff` both render it; neither reads the bucket itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagsync.core import keys
+from dagsync.core.documents import read_manifest, read_rejection, read_release
+from dagsync.core.models import HostStatus, Manifest, Rejection, Release
+from dagsync.core.serde import DocumentError, load_json
+from dagsync.core.store import ObjectStore
+
+
+def host_statuses(store: ObjectStore, hosts: list[str] | None = None) -> dict[str, HostStatus | str]:
+    """hosts/<host>.json for the named hosts (all present when None); a string says why one is unusable."""
+    names = hosts if hosts else [k.removeprefix(keys.HOSTS_PREFIX).removesuffix(".json")
+                                 for k in store.list_keys(keys.HOSTS_PREFIX) if k.endswith(".json")]
+    out: dict[str, HostStatus | str] = {}
+    for host in names:
+        blob = store.get(keys.host_status_key(host))
+        if blob is None:
+            out[host] = "no status reported"
+            continue
+        try:
+            out[host] = load_json(HostStatus, blob.data, keys.host_status_key(host))
+        except DocumentError as exc:
+            out[host] = f"unreadable status: {exc}"
+    return out
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    project: str
+    manifest: str | None
+    release: str | None
+    hosts: dict[str, str | None]
+
+    @property
+    def pending(self) -> bool:
+        return self.manifest != self.release
+
+    @property
+    def hosts_differ(self) -> list[str]:
+        return sorted(h for h, v in self.hosts.items() if v != self.release)
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    manifest: Manifest | None
+    release: Release | None
+    rejection: Rejection | None  # only when it is about the current manifest
+    hosts: dict[str, HostStatus] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)  # host -> why its status cannot be used
+
+    @property
+    def sequence(self) -> int:
+        return self.release.sequence if self.release else 0
+
+    def lag(self, host: str) -> int:
+        return self.sequence - self.hosts[host].sequence
+
+    @property
+    def lagging(self) -> dict[str, int]:
+        return {h: s.sequence for h, s in self.hosts.items() if s.sequence < self.sequence}
+
+    def rows(self) -> list[ProjectRow]:
+        wanted = dict(self.manifest.projects) if self.manifest else {}
+        released = {n: p.version for n, p in self.release.projects.items()} if self.release else {}
+        names = set(wanted) | set(released) | {p for s in self.hosts.values() for p in s.projects}
+        return [
+            ProjectRow(name, wanted.get(name), released.get(name),
+                       {h: s.projects.get(name) for h, s in sorted(self.hosts.items())})
+            for name in sorted(names)
+        ]
+
+    @property
+    def in_sync(self) -> bool:
+        rows = self.rows()
+        return not any(r.pending or r.hosts_differ for r in rows) and not self.lagging and not self.rejection
+
+
+def read_view(store: ObjectStore) -> DeploymentView:
+    manifest, manifest_etag = read_manifest(store)
+    release, _ = read_release(store)
+    rejection = read_rejection(store)
+    statuses = host_statuses(store)
+    return DeploymentView(
+        manifest=manifest,
+        release=release,
+        rejection=rejection if rejection and rejection.manifest_etag == manifest_etag else None,
+        hosts={h: s for h, s in sorted(statuses.items()) if isinstance(s, HostStatus)},
+        unreadable={h: s for h, s in sorted(statuses.items()) if isinstance(s, str)},
+    )
+
+
+def status_doc(view: DeploymentView) -> dict[str, Any]:
+    """`dagsync status --json`."""
+    return {
+        "manifest": view.manifest.model_dump(mode="json")["projects"] if view.manifest else None,
+        "release": view.release.model_dump(mode="json") if view.release else None,
+        "rejection": view.rejection.model_dump(mode="json") if view.rejection else None,
+        "hosts": [{**s.model_dump(mode="json"), "lag": view.lag(h)} for h, s in view.hosts.items()]
+        + [{"host": h, "problem": why} for h, why in view.unreadable.items()],
+    }
+
+
+def diff_doc(view: DeploymentView) -> dict[str, Any]:
+    """`dagsync diff --json`."""
+    return {
+        "in_sync": view.in_sync,
+        "release_sequence": view.sequence,
+        "rejection": view.rejection.model_dump(mode="json") if view.rejection else None,
+        "hosts": {h: {"sequence": s.sequence, "last_error": s.last_error} for h, s in view.hosts.items()},
+        "unreadable_hosts": dict(view.unreadable),
+        "lagging_hosts": view.lagging,
+        "projects": [
+            {"project": r.project, "manifest": r.manifest, "release": r.release, "hosts": r.hosts,
+             "pending": r.pending, "hosts_differ": r.hosts_differ}
+            for r in view.rows()
+        ],
+    }
