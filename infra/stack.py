@@ -18,7 +18,7 @@ from infra.bundling import validator_code
 from infra.config import EnvironmentConfig
 from infra.fanout import FanOut
 from infra.storage import Storage
-from infra.validator import Validator
+from infra.validator import ValidatorFunction
 
 # A host is "silent" after this many reconcile intervals without a single poll (and never under 15 min).
 SILENT_AFTER_INTERVALS = 5
@@ -47,7 +47,7 @@ class DagSyncStack(Stack):
         self.storage = Storage(self, "Storage", retention_days=config.retention_days, retain_data=config.retain_data)
         self.alerts = AlertTopic(self, "Alerts", topic_name=self.topology.alerts_topic, email=config.alarm_email)
         self.fanout = FanOut(self, "FanOut", topology=self.topology)
-        self.validator = Validator(
+        self.validator = ValidatorFunction(
             self,
             "Validator",
             topology=self.topology,

@@ -37,7 +37,9 @@ S3_EVENT_TYPES = {"s3:ObjectCreated:*": s3.EventType.OBJECT_CREATED}
 NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 
 
-class Validator(Construct):
+class ValidatorFunction(Construct):
+    """The gate's Lambda (dagsync.lambdas.validator) with its event source, schedule and grants."""
+
     def __init__(
         self,
         scope: Construct,

@@ -12,38 +12,28 @@ import threading
 from collections.abc import Sequence
 
 from . import AGENT_VERSION, logs
-from .config import CONFIG_ENV, DEFAULT_LISTEN, ENV_VARS, AgentConfig, ConfigError, load_config
+from .config import CONFIG_ENV, ENV_VARS, AgentConfig, ConfigError, load_config
 from .loop import make_syncer, run_agent
 from .metrics import Metrics
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
-# flag -> (type, help). Every flag's default comes from ENV_VARS, then the config file.
-FLAGS: dict[str, tuple[type, str]] = {
-    "dags_dir": (str, "the Airflow DAG folder this agent owns"),
-    "bucket": (str, "artifact bucket holding release.json"),
-    "endpoint_url": (str, "S3/SQS endpoint (the local moto server); unset for AWS"),
-    "region": (str, "AWS region"),
-    "queue_url": (str, "this host's SQS queue URL (run only; without it the timer alone syncs)"),
-    "host": (str, "host name for hosts/<host>.json (default: this machine's name)"),
-    "reconcile_interval": (float, "seconds between full reconciles (default 60)"),
-    "listen": (str, f"health/metrics address HOST:PORT, 0 disables (default {DEFAULT_LISTEN})"),
-    "keep_versions": (int, "store trees kept per project, the live one included (default 2)"),
-    "retention_grace": (float, "seconds a retired tree is kept before deletion (default 3600)"),
-    "digest_every": (int, "full sha256 check of the store every N full reconciles (default 10)"),
-    "max_failures": (int, "exit 1 after N consecutive failed syncs (default 0: never)"),
-    "poll_wait": (int, "SQS long-poll seconds, 0-20 (default 20)"),
-    "backoff_max": (float, "longest back-off after failures, seconds (default 60)"),
-    "log_level": (str, "debug, info, warning or error (default info)"),
-}
+
+def _flag_help(name: str) -> tuple[type, str]:
+    """A setting's flag type and help, from its declaration on AgentConfig."""
+    field = AgentConfig.model_fields[name]
+    kind: type = int if field.annotation is int else float if field.annotation is float else str
+    default = "" if field.is_required() or field.default_factory or field.default is None else \
+        f" (default {field.default})"
+    return kind, f"{field.description}{default} [env {ENV_VARS[name]}]"
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help=f"YAML file of settings (env {CONFIG_ENV})")
-    for name, (kind, text) in FLAGS.items():
-        env = ENV_VARS[name]
-        common.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=f"{text} [env {env}]")
+    for name in AgentConfig.model_fields:
+        kind, text = _flag_help(name)
+        common.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
     parser = argparse.ArgumentParser(prog="dagsync-agent", description="Keep this host's DAG folder in sync.")
     parser.add_argument("--version", action="version", version=f"dagsync-agent {AGENT_VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure(args: argparse.Namespace) -> AgentConfig:
-    flags = {name: getattr(args, name) for name in FLAGS}
+    flags = {name: getattr(args, name) for name in AgentConfig.model_fields}
     return load_config(flags, os.environ, args.config)
 
 

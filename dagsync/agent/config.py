@@ -1,6 +1,9 @@
-"""The agent's configuration: one validated model, built from flags > DAGSYNC_* env > YAML file > defaults.
+"""The agent's configuration: one pydantic-settings model, built from flags > DAGSYNC_* env > YAML file > defaults.
 
-A bad value is fatal at start (exit 2) and the message names the setting and where it came from."""
+Every setting is declared once, on `AgentConfig`: its type, default, help text and environment variable
+(`DAGSYNC_<NAME>`, except the region, which is AWS's own `AWS_REGION`). The flags of `dagsync-agent`, the
+environment names the deployment examples use and the table in docs/agent.md all come from it (tests hold the
+last two to it). A bad value is fatal at start (exit 2) and the message names the setting and where it came from."""
 
 from __future__ import annotations
 
@@ -12,35 +15,15 @@ from typing import Any, Literal
 from urllib.parse import urlparse, urlunparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, AliasGenerator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 
 from dagsync.core import constants
 from dagsync.core.models import HOST_RE, HostName
 
-DEFAULT_LISTEN = "127.0.0.1:9465"
-DEFAULT_RETENTION_GRACE_S = 3600.0
-DEFAULT_DIGEST_EVERY = 10
+ENV_PREFIX = "DAGSYNC_"
 CONFIG_ENV = "DAGSYNC_CONFIG"
-
-# Setting -> environment variable. Flags are the same names with dashes: --dags-dir, --keep-versions ...
-ENV_VARS: dict[str, str] = {
-    "dags_dir": constants.ENV_DAGS_DIR,
-    "bucket": constants.ENV_BUCKET,
-    "endpoint_url": constants.ENV_ENDPOINT_URL,
-    "region": constants.ENV_REGION,
-    "queue_url": constants.ENV_QUEUE_URL,
-    "host": constants.ENV_HOST,
-    "reconcile_interval": constants.ENV_RECONCILE_INTERVAL,
-    "listen": "DAGSYNC_LISTEN",
-    "keep_versions": "DAGSYNC_KEEP_VERSIONS",
-    "retention_grace": "DAGSYNC_RETENTION_GRACE",
-    "digest_every": "DAGSYNC_DIGEST_EVERY",
-    "max_failures": "DAGSYNC_MAX_FAILURES",
-    "poll_wait": "DAGSYNC_POLL_WAIT",
-    "backoff_max": "DAGSYNC_BACKOFF_MAX",
-    "log_level": "DAGSYNC_LOG_LEVEL",
-}
-
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -72,24 +55,34 @@ def parse_listen(value: str) -> tuple[str, int] | None:
     return (host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104 - an empty host means all addresses
 
 
-class AgentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AgentConfig(BaseSettings):
+    # Each setting answers to its own name (flags, the config file) and to its environment variable, exactly.
+    model_config = SettingsConfigDict(
+        alias_generator=AliasGenerator(validation_alias=lambda name: AliasChoices(name, ENV_PREFIX + name.upper())),
+        case_sensitive=True, env_ignore_empty=True, extra="forbid", frozen=True,
+    )
 
-    dags_dir: Path
-    bucket: str
-    endpoint_url: str | None = None
-    region: str | None = None
-    queue_url: str | None = None
-    host: HostName = Field(default_factory=default_host)
-    reconcile_interval: float = Field(default=constants.DEFAULT_RECONCILE_INTERVAL_S, gt=0, le=86400)
-    listen: str = DEFAULT_LISTEN
-    keep_versions: int = Field(default=constants.DEFAULT_KEEP_VERSIONS, ge=1)
-    retention_grace: float = Field(default=DEFAULT_RETENTION_GRACE_S, ge=0)
-    digest_every: int = Field(default=DEFAULT_DIGEST_EVERY, ge=1)
-    max_failures: int = Field(default=0, ge=0)
-    poll_wait: int = Field(default=constants.DEFAULT_POLL_WAIT_S, ge=0, le=20)
-    backoff_max: float = Field(default=60.0, gt=0)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    dags_dir: Path = Field(description="the Airflow DAG folder this agent owns")
+    bucket: str = Field(description="artifact bucket holding release.json")
+    endpoint_url: str | None = Field(None, description="S3/SQS endpoint (the local moto server); unset for AWS")
+    region: str | None = Field(None, validation_alias=AliasChoices("region", constants.ENV_REGION),
+                               description="AWS region")
+    queue_url: str | None = Field(None, description="this host's SQS queue URL (run only; without it the timer "
+                                                    "alone syncs)")
+    host: HostName = Field(default_factory=default_host,
+                           description="host name for hosts/<host>.json (default: this machine's name)")
+    reconcile_interval: float = Field(constants.DEFAULT_RECONCILE_INTERVAL_S, gt=0, le=86400,
+                                      description="seconds between full reconciles")
+    listen: str = Field("127.0.0.1:9465", description="health/metrics address HOST:PORT, 0 disables")
+    keep_versions: int = Field(2, ge=1,
+                               description="store trees kept per project, the live one included")
+    retention_grace: float = Field(3600.0, ge=0, description="seconds a retired tree is kept before deletion")
+    digest_every: int = Field(10, ge=1, description="full sha256 check of the store every N full reconciles")
+    max_failures: int = Field(0, ge=0, description="exit 1 after N consecutive failed syncs (0: never)")
+    poll_wait: int = Field(20, ge=0, le=20, description="SQS long-poll seconds, 0-20")
+    backoff_max: float = Field(60.0, gt=0, description="longest back-off after failures, seconds")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="debug, info, warning or "
+                                                                                        "error")
 
     @field_validator("dags_dir")
     @classmethod
@@ -132,6 +125,17 @@ class AgentConfig(BaseModel):
         return out
 
 
+def env_name(setting: str) -> str:
+    """The environment variable of a setting, as the env source reads it."""
+    alias = AgentConfig.model_fields[setting].validation_alias
+    assert isinstance(alias, AliasChoices)
+    return str(alias.choices[-1])
+
+
+ENV_VARS: dict[str, str] = {name: env_name(name) for name in AgentConfig.model_fields}
+DEFAULT_LISTEN: str = AgentConfig.model_fields["listen"].default
+
+
 def _redact_url(url: str) -> str:
     parsed = urlparse(url)
     if parsed.username or parsed.password:
@@ -142,18 +146,29 @@ def _redact_url(url: str) -> str:
     return urlunparse(parsed)
 
 
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' env source over a given mapping (the process environment in production)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(AgentConfig)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
 def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: no such file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = YamlConfigSettingsSource(AgentConfig, yaml_file=path).yaml_data
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must be a mapping of settings")
-    return {str(k).replace("-", "_"): v for k, v in raw.items()}
+    except (AttributeError, TypeError):  # a list or a scalar at the top
+        raise ConfigError(f"config file {path} must be a mapping of settings") from None
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def load_config(
@@ -166,9 +181,8 @@ def load_config(
     if path:
         for key, value in _read_file(Path(path)).items():
             values[key], sources[key] = value, f"config file {path}"
-    for key, var in ENV_VARS.items():
-        if environ.get(var, "") != "":
-            values[key], sources[key] = environ[var], f"env {var}"
+    for key, value in _Environment(environ)().items():
+        values[key], sources[key] = value, f"env {ENV_VARS[key]}"
     for key, value in flags.items():
         if value is not None:
             values[key], sources[key] = value, f"flag --{key.replace('_', '-')}"

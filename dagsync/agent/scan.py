@@ -13,7 +13,7 @@ from typing import Literal
 
 from .planner import LocalView
 from .state import AgentState, TreeRecord
-from .volume import Volume, tree_digest, tree_manifest
+from .volume import Volume, tree_digest, tree_listing
 
 Check = Literal["none", "stat", "digest"]
 
@@ -30,7 +30,7 @@ class ScanResult:
 def record_tree(volume: Volume, project: str, tree: str, *, sha256: str = "") -> TreeRecord:
     path = volume.tree_path(project, tree)
     return TreeRecord(
-        version=tree.rsplit("-", 1)[0], sha256=sha256, manifest=tree_manifest(path), digest=tree_digest(path)
+        version=tree.rsplit("-", 1)[0], sha256=sha256, listing=tree_listing(path), digest=tree_digest(path)
     )
 
 
@@ -48,7 +48,7 @@ def _check_tree(volume: Volume, project: str, tree: str, rec: TreeRecord, check:
     if check == "none":
         return True
     if check == "stat":
-        return tree_manifest(path) == [tuple(e) for e in rec.manifest]
+        return tree_listing(path) == [tuple(e) for e in rec.listing]
     return tree_digest(path) == rec.digest
 
 

@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from dagsync.core.archive import write_atomic
 
 # (relative path, size, mtime_ns) of every file in a tree: the cheap per-cycle drift check.
-ManifestEntry = tuple[str, int, int]
+FileEntry = tuple[str, int, int]
 
 
 class StateCorrupt(ValueError):
@@ -27,7 +27,8 @@ class TreeRecord(BaseModel):
 
     version: str
     sha256: str = ""  # archive checksum; "" for a tree adopted from disk during a rebuild
-    manifest: list[ManifestEntry] = Field(default_factory=list)
+    # The file listing recorded at install. ("manifest" in state files written before 0.2; still read.)
+    listing: list[FileEntry] = Field(default_factory=list, validation_alias=AliasChoices("listing", "manifest"))
     digest: str = ""  # sha256 over every file's path and content: the periodic deep check
     retired_at: float | None = None  # when it stopped being live; None while live (or never linked yet)
 

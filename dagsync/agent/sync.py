@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dagsync.core import keys, serde
 from dagsync.core.documents import JSON
@@ -17,6 +17,7 @@ from dagsync.core.models import HostStatus, Release, utcnow
 from dagsync.core.store import NotModified, ObjectStore
 
 from . import AGENT_VERSION, logs
+from .config import AgentConfig
 from .executor import ApplyResult, Executor, describe
 from .metrics import Metrics
 from .planner import UnknownProject, plan, plan_retention
@@ -32,12 +33,16 @@ class ReleaseUnavailable(RuntimeError):
     """release.json is missing or invalid: keep the last good state."""
 
 
+def _default(setting: str) -> Any:
+    return AgentConfig.model_fields[setting].default
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str
-    keep_versions: int = 2
-    retention_grace: float = 3600.0
-    digest_every: int = 10
+    keep_versions: int = _default("keep_versions")
+    retention_grace: float = _default("retention_grace")
+    digest_every: int = _default("digest_every")
     write_status: bool = True
 
 

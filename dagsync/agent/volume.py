@@ -16,7 +16,7 @@ from pathlib import Path
 from dagsync.core import archive
 from dagsync.core.archive import fsync_dir, write_atomic
 
-from .state import ManifestEntry
+from .state import FileEntry
 
 META_DIR = ".dagsync"
 TMP_LINK_PREFIX = ".dagsync-link-"
@@ -192,14 +192,14 @@ def render_airflowignore(text: str) -> str:
     return "\n".join([*user, *([""] if user else []), *block]) + "\n"
 
 
-def tree_manifest(path: Path) -> list[ManifestEntry]:
+def tree_listing(path: Path) -> list[FileEntry]:
     """(relative path, size, mtime_ns) for every file and folder below path, sorted; folders have size -1.
 
     `__pycache__` folders are left out: Airflow's parser writes bytecode next to the DAG files it imports, and
     that is not drift (archives never carry bytecode: the safe extractor refuses it)."""
     # Plain strings and os.lstat, no pathlib per entry: this runs for every tree on every full reconcile
     # (11,000 entries at 1,000 projects), and pathlib made it 4x slower (docs/benchmarks.md).
-    out: list[ManifestEntry] = []
+    out: list[FileEntry] = []
     root = os.fspath(path)
     for dirpath, dirnames, filenames in os.walk(root):
         prefix = dirpath[len(root) + 1 :] + "/" if dirpath != root else ""
@@ -215,7 +215,7 @@ def tree_manifest(path: Path) -> list[ManifestEntry]:
 def tree_digest(path: Path) -> str:
     """sha256 over each file's relative path and content sha256: changes with any byte of any file."""
     digest = hashlib.sha256()
-    for rel, size, _ in tree_manifest(path):
+    for rel, size, _ in tree_listing(path):
         file_hash = "dir" if size < 0 else archive.sha256_file(path / rel)
         digest.update(f"{rel}\0{file_hash}\n".encode())
     return digest.hexdigest()

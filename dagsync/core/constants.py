@@ -52,10 +52,8 @@ def host_dlq_name(prefix: str, host: str) -> str:
 # The S3 notification that feeds the validator: object-created events on the manifest key only.
 MANIFEST_EVENT_TYPES = ("s3:ObjectCreated:*",)
 
-# Agent defaults.
+# The agent's reconcile interval, which a deployment (cdk.json) may also set per environment.
 DEFAULT_RECONCILE_INTERVAL_S = 60.0
-DEFAULT_POLL_WAIT_S = 20
-DEFAULT_KEEP_VERSIONS = 2
 
 # Validator schedule (the safety net).
 SCHEDULE_RATE_MINUTES = 1

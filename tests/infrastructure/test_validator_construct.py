@@ -1,4 +1,4 @@
-"""Validator on a bare stack: S3 -> queue (DLQ) filtered to the manifest key, Lambda, SQS event source with
+"""ValidatorFunction on a bare stack: S3 -> queue (DLQ) filtered to the manifest key, Lambda, SQS event source with
 partial batch responses and max concurrency 2, rate(1 minute) safety net, least-privilege grants."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from aws_cdk.assertions import Match, Template
 
 from dagsync.core import constants, keys
 from dagsync.core.topology import Topology
-from infra.validator import HANDLER, MAX_CONCURRENCY, Validator
+from infra.validator import HANDLER, MAX_CONCURRENCY, ValidatorFunction
 from tests.infrastructure.helpers import bare_stack, dummy_code
 
 TOPOLOGY = Topology(prefix="dagsync-t", hosts=("a",))
@@ -22,7 +22,7 @@ TOPOLOGY = Topology(prefix="dagsync-t", hosts=("a",))
 def template() -> Template:
     stack = bare_stack()
     key = kms.Key(stack, "AlertsKey")
-    Validator(
+    ValidatorFunction(
         stack, "Validator", topology=TOPOLOGY, bucket=s3.Bucket(stack, "Bucket"),
         changes_topic=sns.Topic(stack, "Changes"), alerts_topic=sns.Topic(stack, "Alerts", master_key=key),
         alerts_key=key, code=dummy_code(), retention_days=7,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dagsync.agent.cli import build_parser, main
-from dagsync.agent.config import DEFAULT_LISTEN, ConfigError, load_config
+from dagsync.agent.config import DEFAULT_LISTEN, ENV_VARS, AgentConfig, ConfigError, load_config
+from dagsync.core import constants
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -90,3 +91,23 @@ def test_every_setting_has_a_flag_on_both_commands() -> None:
     assert (run.reconcile_interval, run.listen, run.max_failures) == (0.5, "0", 3)
     once = parser.parse_args(["once", "--project", "a", "--project", "b"])
     assert once.project == ["a", "b"]
+
+
+def test_the_environment_names_a_deployment_hands_out_are_the_settings_own() -> None:
+    # Given the names the CDK outputs and the deployment examples use (dagsync.core.constants)
+    handed_out = {"bucket": constants.ENV_BUCKET, "queue_url": constants.ENV_QUEUE_URL, "host": constants.ENV_HOST,
+                  "dags_dir": constants.ENV_DAGS_DIR, "reconcile_interval": constants.ENV_RECONCILE_INTERVAL,
+                  "endpoint_url": constants.ENV_ENDPOINT_URL, "region": constants.ENV_REGION}
+    # Then each is the variable the agent's settings read
+    assert {name: ENV_VARS[name] for name in handed_out} == handed_out
+    assert AgentConfig.model_fields["reconcile_interval"].default == constants.DEFAULT_RECONCILE_INTERVAL_S
+
+
+def test_docs_list_every_setting_with_its_flag_and_environment_variable() -> None:
+    table = (Path(__file__).resolve().parents[2] / "docs" / "agent.md").read_text()
+    for name, field in AgentConfig.model_fields.items():
+        row = next((line for line in table.splitlines()
+                    if line.startswith(f"| `--{name.replace('_', '-')}` | `{ENV_VARS[name]}` |")), None)
+        assert row is not None, f"docs/agent.md has no row for --{name.replace('_', '-')} / {ENV_VARS[name]}"
+        if isinstance(field.default, int | float) and not isinstance(field.default, bool):
+            assert f"{field.default:g}" in row, f"docs/agent.md gives another default for {name}: {row}"
