@@ -19,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP)
@@ -40,6 +41,7 @@ torture: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 # Synthesize every environment with the pinned CDK CLI (Node 20; jsii's end-of-life banner silenced).
 synth: $(STAMP)
