@@ -72,8 +72,8 @@ def dag_source(project: str, index: int, version: str) -> str:
                                tables="\n".join(rows))
 
 
-def project_files(project: str, version: str) -> dict[str, bytes]:
-    return {f"dag_{i:02d}.py": dag_source(project, i, version).encode() for i in range(FILES_PER_PROJECT)}
+def project_files(project: str, version: str, files: int = FILES_PER_PROJECT) -> dict[str, bytes]:
+    return {f"dag_{i:02d}.py": dag_source(project, i, version).encode() for i in range(files)}
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ class Built:
     files: dict[str, bytes]
 
 
-def build(project: str, version: str) -> Built:
-    files = project_files(project, version)
+def build(project: str, version: str, files_per_project: int = FILES_PER_PROJECT) -> Built:
+    files = project_files(project, version, files_per_project)
     with tempfile.TemporaryDirectory(prefix="dagsync-bench-") as tmp:
         for name, data in files.items():
             Path(tmp, name).write_bytes(data)
@@ -115,6 +115,12 @@ def put_dagsync(put: Put, b: Built, catalog: Catalog | None = None) -> None:
     put(keys.catalog_key(b.project), dump_yaml(Catalog(project=b.project, entries=entries)))
 
 
+def put_manifest(s3: Any, bucket: str, versions: dict[str, str]) -> None:
+    """manifest.yaml naming `versions` (project -> version), written over HTTP like a publisher's."""
+    manifest = Manifest(projects=dict(sorted(versions.items())))
+    s3.put_object(Bucket=bucket, Key=keys.MANIFEST_KEY, Body=dump_yaml(manifest), ContentType="application/yaml")
+
+
 @dataclass
 class Dataset:
     projects: int
@@ -133,8 +139,7 @@ def load(s3: Any, bucket: str, put: Put, projects: int, *, version: str = "1.0.0
             put_dagsync(put, b)
             put_plain(put, b)
             built[b.project] = b
-    manifest = Manifest(projects={n: version for n in names})
-    s3.put_object(Bucket=bucket, Key=keys.MANIFEST_KEY, Body=dump_yaml(manifest), ContentType="application/yaml")
+    put_manifest(s3, bucket, dict.fromkeys(names, version))
     outcome = Validator(S3Store(s3, bucket), on_release=lambda _: None, record_history=False).run()
     assert outcome.status == "accepted", outcome
     return Dataset(
@@ -158,6 +163,5 @@ def change_one(s3: Any, bucket: str, data: Dataset, project: str, version: str) 
     put_plain(put, b)
     data.catalogs[project] = Catalog(project=project, entries=[*data.catalogs[project].entries, b.entry])
     data.versions[project] = version
-    manifest = Manifest(projects=dict(sorted(data.versions.items())))
-    s3.put_object(Bucket=bucket, Key=keys.MANIFEST_KEY, Body=dump_yaml(manifest), ContentType="application/yaml")
+    put_manifest(s3, bucket, data.versions)
     return b

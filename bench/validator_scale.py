@@ -21,12 +21,14 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
 from moto import mock_aws
 
+from bench.dataset import build, put_dagsync, put_manifest
 from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
-from dagsync.core.documents import read_release
+from dagsync.core.documents import read_catalog, read_release
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
-from tests.integration.gate_helpers import dag, set_manifest, tar_gz, write_direct
+
+BUCKET = "dagsync-bench"
 
 
 class Counting:
@@ -55,31 +57,40 @@ def measure(label: str, validator: Validator, counter: Counting, release_key_siz
           f"({', '.join(f'{k} {v}' for k, v in sorted(ops.items()))})  {elapsed * 1000:8.1f} ms")
 
 
+def add_version(store: S3Store, project: str, version: str) -> None:
+    """A one-DAG-file archive and its catalog entry, written straight to the bucket (set-up, not measured)."""
+    def put(key: str, body: bytes) -> None:
+        store.put(key, body)
+
+    put_dagsync(put, build(project, version, files_per_project=1), read_catalog(store, project))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=1000)
     args = parser.parse_args()
     with mock_aws():
         client = AwsSettings(region="us-east-1").client("s3")
-        client.create_bucket(Bucket="dagsync-bench")
-        store = S3Store(client, "dagsync-bench")
+        client.create_bucket(Bucket=BUCKET)
+        store = S3Store(client, BUCKET)
         start = time.perf_counter()
-        names = [f"p{i:04d}" for i in range(args.projects)]
+        live = {f"p{i:04d}": "1" for i in range(args.projects)}
+        names = list(live)
         for name in names:
-            write_direct(store, name, "1", tar_gz({"dag.py": dag(f"{name}_daily")}), promote=False)
-        set_manifest(store, dict.fromkeys(names, "1"))
+            add_version(store, name, "1")
+        put_manifest(client, BUCKET, live)
         print(f"setup: {args.projects} projects catalogued in {time.perf_counter() - start:.1f}s")
         counter = Counting(client)
         validator = Validator(store, on_release=lambda _: None)
         sizes: list[int] = []
         measure(f"cold: all {args.projects} new", validator, counter, sizes, store)
         measure("no-op: manifest unchanged", validator, counter, sizes, store)
-        write_direct(store, names[3], "2", tar_gz({"dag.py": dag(f"{names[3]}_daily")}))
-        measure(f"one of {args.projects} changed", validator, counter, sizes, store)
-        write_direct(store, names[5], "2", tar_gz({"dag.py": dag(f"{names[5]}_daily")}), promote=False)
-        write_direct(store, names[7], "2", tar_gz({"dag.py": dag(f"{names[7]}_daily")}), promote=False)
-        set_manifest(store, {names[5]: "2", names[7]: "2"})
-        measure(f"two of {args.projects} changed", validator, counter, sizes, store)
+        for label, changed in (("one", [names[3]]), ("two", [names[5], names[7]])):
+            for name in changed:
+                add_version(store, name, "2")
+                live[name] = "2"
+            put_manifest(client, BUCKET, live)
+            measure(f"{label} of {args.projects} changed", validator, counter, sizes, store)
         release, _ = read_release(store)
         assert release is not None
         print(f"release.json: {sizes[-1]} bytes for {len(release.projects)} projects (sequence {release.sequence})")

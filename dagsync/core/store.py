@@ -100,8 +100,11 @@ class S3Store:
         try:
             resp = self.client.put_object(**kwargs)
         except ClientError as exc:
-            # 409 ConditionalRequestConflict: a concurrent conditional write is in flight; same meaning.
+            # 409 ConditionalRequestConflict: a concurrent conditional write is in flight; same meaning. A 404 on
+            # an IfMatch write: the object was deleted since it was read; the condition failed all the same.
             if _status(exc) in (409, 412) or _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise PreconditionFailed(key) from None
+            if if_match and _missing(exc):
                 raise PreconditionFailed(key) from None
             raise
         return str(resp["ETag"])

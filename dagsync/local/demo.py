@@ -4,13 +4,11 @@ the folder the whole time and must never see a project missing or half-written."
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,52 +17,13 @@ from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
 from dagsync.core.store import S3Store
 from dagsync.local.procs import running, start_agent, start_local_stack, wait_for
+from dagsync.local.watch import Watcher, tree_files
 from dagsync.publish.change import ManifestChange
 from dagsync.publish.publisher import promote, publish, retire
 from dagsync.publish.workflow import rollback
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "host-1"
-
-
-def tree_digest(root: Path) -> frozenset[tuple[str, str]]:
-    """(relative path, sha256) of every file below root, skipping what Airflow's parser leaves behind."""
-    out = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-        for name in filenames:
-            path = Path(dirpath, name)
-            out.add((path.relative_to(root).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest()))
-    return frozenset(out)
-
-
-class Reader(threading.Thread):
-    """Scans the DAG folder in a loop, as Airflow's parser would, and records every torn view."""
-
-    def __init__(self, dags_dir: Path) -> None:
-        super().__init__(daemon=True)
-        self.dags_dir = dags_dir
-        self.valid: dict[str, set[frozenset[tuple[str, str]]]] = {}
-        self.must_exist: set[str] = set()
-        self.scans = 0
-        self.violations: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for project, versions in list(self.valid.items()):
-                link = self.dags_dir / project
-                try:
-                    seen = tree_digest(Path(os.path.realpath(link))) if link.exists() else None
-                except FileNotFoundError:
-                    seen = None  # the tree behind the link was removed while we walked it
-                if seen is None:
-                    if project in self.must_exist:
-                        self.violations.append(f"{project} missing")
-                elif seen not in versions:
-                    self.violations.append(f"{project} torn: {len(seen)} files match no published version")
-            self.scans += 1
-            self.stop.wait(0.001)
 
 
 def landed(dags_dir: Path, project: str, sha256: str | None) -> bool:
@@ -79,7 +38,7 @@ class Demo:
         self.work = work
         self.dags_dir = work / HOST / "dags"
         self.dags_dir.mkdir(parents=True)
-        self.reader = Reader(self.dags_dir)
+        self.reader = Watcher(self.dags_dir)
         self.timings: list[float] = []
         self.shas: dict[tuple[str, str], str] = {}
 
@@ -87,7 +46,7 @@ class Demo:
         print(f"\n== {title}", flush=True)
 
     def publish(self, store: S3Store, project: str, version: str, source: Path, *, live: bool = True) -> None:
-        self.reader.valid.setdefault(project, set()).add(tree_digest(source))
+        self.reader.published.setdefault(project, set()).add(tree_files(source))
         shown = source.relative_to(EXAMPLES.parent) if source.is_relative_to(EXAMPLES.parent) else source
         print(f"$ dagsync publish {project} {version} {shown}" + (" --promote" if live else ""), flush=True)
         result = publish(store, project, version, source, promote_now=False, published_by="demo")
@@ -142,8 +101,7 @@ class Demo:
             self.reader.must_exist.discard("marketing")
             self.flip("marketing", None, lambda: retire(store, "marketing"))
             blob = store.get(keys.RELEASE_KEY)
-            self.reader.stop.set()
-            self.reader.join()
+            self.reader.finish()
         log.close()
         return self.report(blob is not None)
 

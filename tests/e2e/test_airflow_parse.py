@@ -18,18 +18,10 @@ from dagsync.core.store import S3Store
 from dagsync.local.procs import LocalStackProcess, Process, start_agent, wait_for
 from dagsync.publish.publisher import promote
 from tests.e2e.airflow_venv import ensure_airflow, parse_loop, parse_once, read_parses
-from tests.e2e.reliability import (
-    Published,
-    figures_line,
-    free_port,
-    http,
-    matches_release,
-    read_release,
-    write_version,
-)
+from tests.e2e.reliability import Published, figures_line, free_port, http, matches_release, read_release
+from tests.support.projects import EXAMPLES, write_version
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WAIT = 60.0
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from dagsync.local.procs import _bin, agent_command, aws_env, running, start_agent, start_local_stack, wait_for
 from tests.e2e.reliability import figures_line
+from tests.support.projects import EXAMPLES
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SECRET = "SECRETxKEYx0123456789abcdefDONOTLOG"
 TOKEN = "SESSIONxTOKENx9876543210zyxwvDONOTLOG"
 KEY_ID = "AKIADAGSYNCTESTKEYID"

@@ -14,15 +14,9 @@ import pytest
 from dagsync.core import constants
 from dagsync.core.store import S3Store
 from dagsync.local.procs import Process, _bin, _env, wait_for
-from tests.e2e.reliability import (
-    ControlledMoto,
-    Published,
-    Watcher,
-    figures_line,
-    free_port,
-    http,
-    write_version,
-)
+from dagsync.local.watch import Watcher
+from tests.e2e.reliability import ControlledMoto, Published, figures_line, free_port, http
+from tests.support.projects import write_version
 
 pytestmark = pytest.mark.e2e
 WAIT = 60.0
@@ -83,7 +77,7 @@ def lands(setup: Setup, project: str, version: str) -> bool:
 def test_s3_and_sqs_down_keep_live_dags_say_degraded_and_recover_by_themselves(setup: Setup) -> None:
     # Given two live projects and a reader scanning the folder the whole time
     assert wait_for(lambda: lands(setup, "alpha", "1") and lands(setup, "beta", "1"), timeout=WAIT)
-    watcher = Watcher(setup.dags, setup.published, {"alpha", "beta"})
+    watcher = Watcher(setup.dags, setup.published.digests, {"alpha", "beta"}, interval=0.002)
     watcher.start()
     survived = 0
     for n, seconds in enumerate(OUTAGE_SECONDS, start=2):

@@ -13,9 +13,9 @@ import pytest
 
 from dagsync.local.procs import LocalStackProcess, _bin, agent_command, aws_env, start_agent, wait_for
 from tests.e2e.conftest import link_target
+from tests.support.projects import EXAMPLES
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def dagsync(stack: LocalStackProcess, *args: str) -> subprocess.CompletedProcess[str]:

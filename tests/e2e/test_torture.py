@@ -20,18 +20,10 @@ from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
 from dagsync.core.store import S3Store
 from dagsync.local.procs import LocalStackProcess, Process, start_agent, wait_for
+from dagsync.local.watch import Watcher, folder_problems
 from dagsync.publish.publisher import promote
-from tests.e2e.reliability import (
-    Published,
-    Watcher,
-    figures_line,
-    folder_problems,
-    free_port,
-    http,
-    matches_release,
-    read_release,
-    write_version,
-)
+from tests.e2e.reliability import Published, figures_line, free_port, http, matches_release, read_release
+from tests.support.projects import write_version
 
 pytestmark = pytest.mark.e2e
 WAIT = 90.0
@@ -149,7 +141,7 @@ class Torture:
         self.publish_all()
         deployer = Deployer(store_for(self.stack), self.published, self.work / "src", random.Random(self.rng.random()))
         self.converge_once()  # the first sync, from an empty folder
-        watcher = Watcher(self.dags, self.published, set(VERSIONS))
+        watcher = Watcher(self.dags, self.published.digests, set(VERSIONS), interval=0.002)
         watcher.start()
         deployer.start()
         deployer.running.set()
@@ -158,8 +150,8 @@ class Torture:
                 agent = self.start()
                 self.rng_pause(self.rng.uniform(0.0, 1.5))
                 self.kill(agent)
-                self.problems += [f"after kill {n}: {p}" for p in folder_problems(self.dags, self.published,
-                                                                                set(VERSIONS))]
+                self.problems += [f"after kill {n}: {p}"
+                                  for p in folder_problems(self.dags, self.published.digests, VERSIONS)]
                 if n % CHECK_EVERY == 0 or n == self.kills:
                     deployer.pause()
                     self.converge_once()

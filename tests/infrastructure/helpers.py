@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
-from moto.server import ThreadedMotoServer
 
 from infra.config import EnvironmentConfig
 from infra.stack import DagSyncStack
@@ -58,15 +55,3 @@ def logical_id(ref: Any) -> str:
     if "Ref" in ref:
         return str(ref["Ref"])
     return str(ref["Fn::GetAtt"][0])
-
-
-@contextmanager
-def moto_on_loopback() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (any free port); yields its endpoint URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()

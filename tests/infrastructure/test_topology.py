@@ -13,7 +13,8 @@ import pytest
 from dagsync.core.aws import AwsSettings
 from dagsync.core.constants import MAX_RECEIVE_COUNT
 from dagsync.core.topology import NotificationRule, Subscription, Topology
-from tests.infrastructure.helpers import env_config, logical_id, moto_on_loopback, resources, stack_template
+from tests.infrastructure.helpers import env_config, logical_id, resources, stack_template
+from tests.support.moto import LoopbackMoto
 
 HOSTS = ("scheduler", "dag-processor", "worker-1", "worker-2")
 
@@ -80,8 +81,8 @@ def test_the_cdk_stack_declares_exactly_the_topology() -> None:
 
 @pytest.fixture()
 def moto_endpoint() -> Iterator[str]:
-    with moto_on_loopback() as endpoint:
-        yield endpoint
+    with LoopbackMoto() as moto:
+        yield moto.endpoint
 
 
 def from_local(settings: AwsSettings, bucket: str) -> Wiring:

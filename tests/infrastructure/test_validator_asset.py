@@ -17,7 +17,7 @@ import pytest
 
 from dagsync.core import constants, keys
 from tests.infrastructure.conftest import Assembly
-from tests.infrastructure.helpers import moto_on_loopback
+from tests.support.moto import LoopbackMoto
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 RUNNER = Path(__file__).with_name("asset_runner.py")
@@ -49,8 +49,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    with moto_on_loopback() as endpoint:
-        yield endpoint
+    with LoopbackMoto() as moto:
+        yield moto.endpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,27 +10,17 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.support.tars import member, tar, tar_gz
+
 GOOD_DAG = b"from airflow.sdk import DAG\n\nwith DAG(dag_id='evil_dag'):\n    pass\n"
 
 
 def _file(name: str, data: bytes = GOOD_DAG, mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), mode
-    return info, data
+    return member(name, mode=mode, size=len(data)), data
 
 
-def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, linkname
-    return info, b""
-
-
-def tar_gz(*entries: tuple[tarfile.TarInfo, bytes], fmt: int = tarfile.PAX_FORMAT, level: int = 6) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=fmt, encoding="utf-8", errors="surrogateescape") as tar:
-        for info, data in entries:
-            tar.addfile(info, io.BytesIO(data) if data else None)
-    return gzip.compress(raw.getvalue(), compresslevel=level, mtime=0)
+def _special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    return member(name, kind, linkname=linkname)
 
 
 def _bomb() -> bytes:
@@ -40,30 +30,21 @@ def _bomb() -> bytes:
 
 
 def _claimed_huge() -> bytes:
-    """A header claiming a 1 GB file with no data behind it: refused before anything is read."""
+    """A header claiming a 1 GB file with no data behind it: refused before anything is read. (tarfile will not
+    write a header without its data, so this one is spliced in by hand before the end-of-archive blocks.)"""
     info = tarfile.TarInfo("huge.bin")
     info.size = 1 << 30
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.addfile(_file("dag.py")[0], io.BytesIO(GOOD_DAG))
-        buf = info.tobuf(format=tarfile.GNU_FORMAT)
-        assert tar.fileobj is not None
-        tar.fileobj.write(buf)
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        archive.addfile(_file("dag.py")[0], io.BytesIO(GOOD_DAG))
+        assert archive.fileobj is not None
+        archive.fileobj.write(info.tobuf(format=tarfile.GNU_FORMAT))
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
 def _many_files(count: int = 100_000) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        tar.addfile(*_as_args(_file("dag.py")))
-        for i in range(count):
-            info = tarfile.TarInfo(f"d{i // 1000}/f{i}")
-            tar.addfile(info)
-    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
-
-
-def _as_args(entry: tuple[tarfile.TarInfo, bytes]) -> tuple[tarfile.TarInfo, io.BytesIO]:
-    return entry[0], io.BytesIO(entry[1])
+    names = (tarfile.TarInfo(f"d{i // 1000}/f{i}") for i in range(count))
+    return tar_gz(_file("dag.py"), *names, fmt=tarfile.USTAR_FORMAT, level=1)
 
 
 def _zip() -> bytes:
@@ -74,10 +55,7 @@ def _zip() -> bytes:
 
 
 def _plain_tar() -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        tar.addfile(*_as_args(_file("dag.py")))
-    return raw.getvalue()
+    return tar(_file("dag.py"))
 
 
 def _pax_path_escape() -> bytes:

@@ -1,4 +1,5 @@
-"""Helpers for the validation-gate tests: a baseline release, and archives written straight to S3."""
+"""Helpers for the validation-gate tests against moto: archives and catalog entries written straight to S3, a
+bucket of many projects, and a count of the S3 requests a run makes."""
 
 from __future__ import annotations
 
@@ -15,53 +16,12 @@ from dagsync.core import keys
 from dagsync.core.archive import build_archive
 from dagsync.core.aws import AwsSettings
 from dagsync.core.documents import YAML, read_catalog
-from dagsync.core.models import Catalog, CatalogEntry, ChangeEvent, Manifest, Rejection, utcnow
+from dagsync.core.models import Catalog, CatalogEntry, utcnow
 from dagsync.core.serde import dump_yaml
-from dagsync.core.store import Blob, ObjectStore, S3Store
-from dagsync.gate.validator import Outcome, Validator
-from dagsync.publish.publisher import publish
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-class Recorder:
-    """A validator whose announcements and alerts are kept for assertions."""
-
-    def __init__(self, store: ObjectStore, **kwargs: Any) -> None:
-        self.events: list[ChangeEvent] = []
-        self.rejections: list[Rejection] = []
-        self.validator = Validator(store, on_release=self.events.append, on_rejection=self.rejections.append,
-                                   **kwargs)
-
-    def run(self, **kwargs: Any) -> Outcome:
-        return self.validator.run(**kwargs)
-
-
-def baseline(store: ObjectStore) -> Blob:
-    """sales 1.0.0 and finance 1.0.0 live in release 1; returns release.json as it is then."""
-    publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True, published_by="ci")
-    publish(store, "finance", "1.0.0", EXAMPLES / "finance", promote_now=True, published_by="ci")
-    outcome = Recorder(store).run()
-    assert outcome.status == "accepted" and outcome.sequence == 1, outcome
-    release = store.get(keys.RELEASE_KEY)
-    assert release is not None
-    return release
-
-
-def tar_gz(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra or []:
-            tar.addfile(info)
-    return buf.getvalue()
-
-
-def dag(dag_id: str) -> bytes:
-    return f"from airflow.sdk import DAG\n\nwith DAG({dag_id!r}, schedule=None):\n    pass\n".encode()
+from dagsync.core.store import ObjectStore, S3Store
+from tests.support.gate import Recorder, set_manifest
+from tests.support.projects import dag
+from tests.support.tars import tar_gz
 
 
 def write_direct(store: ObjectStore, project: str, version: str, data: bytes, *, promote: bool = True,
@@ -90,15 +50,6 @@ def write_direct(store: ObjectStore, project: str, version: str, data: bytes, *,
     return new
 
 
-def set_manifest(store: ObjectStore, changes: dict[str, str]) -> str:
-    """Write the manifest straight to S3 with `changes` applied to the current projects."""
-    from dagsync.core.documents import read_manifest
-
-    current, _ = read_manifest(store)
-    projects = {**(current.projects if current else {}), **changes}
-    return store.put(keys.MANIFEST_KEY, dump_yaml(Manifest(projects=projects)), content_type=YAML)
-
-
 def archive_of(folder: Path) -> bytes:
     return build_archive(folder).data
 
@@ -115,7 +66,7 @@ def many_projects(store: ObjectStore, count: int) -> None:
     """`count` small projects, catalogued and live in one release (written directly: quick)."""
     projects = {}
     for i in range(count):
-        write_direct(store, f"p{i:04d}", "1", tar_gz({"dag.py": dag(f"p{i:04d}_daily")}), promote=False)
+        write_direct(store, f"p{i:04d}", "1", tar_gz(("dag.py", dag(f"p{i:04d}_daily"))), promote=False)
         projects[f"p{i:04d}"] = "1"
     set_manifest(store, projects)
     assert Recorder(store).run().status == "accepted"

@@ -22,8 +22,8 @@ from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
 from dagsync.publish.publisher import publish
 from tests.integration.adversarial import HOSTILE_ARCHIVES, Hostile
+from tests.support.projects import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _BUILT: dict[str, bytes] = {}
 CASES = [pytest.param(h, id=h.name.replace(" ", "-")) for h in HOSTILE_ARCHIVES]
 

@@ -8,7 +8,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,9 @@ from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
 from dagsync.publish.publisher import publish
-from tests.integration.adversarial import _file, tar_gz
+from tests.support.projects import EXAMPLES
+from tests.support.tars import tar_gz
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LAUGHS = b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + b"".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n".encode()
     for i in range(8)
@@ -81,7 +80,7 @@ def _corrupt_catalog(store: S3Store) -> bytes:
 
 
 def _straight_archive(store: S3Store, project: str, body: bytes) -> bytes:
-    data = tar_gz(_file("dag.py", body))
+    data = tar_gz(("dag.py", body))
     key = keys.archive_key(project, "1")
     put(store, key, data)
     put(store, keys.catalog_key(project), dump_yaml(Catalog(project=project, entries=[

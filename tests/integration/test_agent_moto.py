@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +17,23 @@ from dagsync.agent.health import Health
 from dagsync.agent.loop import Agent, QueuePoller, make_syncer
 from dagsync.agent.metrics import Metrics
 from dagsync.core import keys, serde
-from dagsync.core.archive import build_archive
-from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject
+from dagsync.core.models import ChangeEvent, HostStatus, Release
 from dagsync.core.store import S3Store
+from dagsync.local.procs import wait_for
+from tests.support.projects import write_release
 
 WAIT = 30.0
 
 
 def put_release(store: S3Store, tmp_path: Path, sequence: int, projects: dict[str, tuple[str, str]]) -> Release:
-    """Upload one archive per project (a single dag file with `body`) and the release.json naming them."""
-    released = {}
-    for name, (version, body) in projects.items():
-        src = tmp_path / "src" / name / version
-        src.mkdir(parents=True, exist_ok=True)
-        (src / f"{name}_dag.py").write_text(body)
-        built = build_archive(src)
-        key = keys.archive_key(name, version)
-        store.put(key, built.data)
-        released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256, size=built.size,
-                                         files=built.files, uncompressed_size=built.uncompressed_size)
-    release = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released)
-    store.put(keys.RELEASE_KEY, serde.dump_json(release), content_type="application/json")
-    return release
+    """Upload one archive per project (a single `<project>_dag.py` file with `body`) and the release.json."""
+    files = {name: (version, {f"{name}_dag.py": body}) for name, (version, body) in projects.items()}
+    return write_release(store, tmp_path / "src", sequence, files)
 
 
-def wait_for(condition: Any, timeout: float = WAIT) -> bool:
-    deadline, pause = time.monotonic() + timeout, threading.Event()
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        pause.wait(0.02)
-    return bool(condition())
+def sample(agent: Agent, name: str) -> float:
+    """A metric's value as the agent exposes it (its own registry)."""
+    return agent.syncer.metrics.registry.get_sample_value(name) or 0.0
 
 
 def link(dags: Path, project: str) -> str | None:
@@ -121,14 +105,14 @@ def test_change_event_through_sns_flips_without_waiting_for_the_timer(
     put_release(store, tmp_path, 1, {"alpha": ("1", "a = 1\n")})
     agent = running_agent()
     dags = tmp_path / "dags"
-    assert wait_for(lambda: agent.health.ready)
+    assert wait_for(lambda: agent.health.ready, WAIT)
     rel = put_release(store, tmp_path, 2, {"alpha": ("2", "a = 2\n")})
     event = ChangeEvent(sequence=2, release_etag='"x"', published_at=rel.published_at, changed=["alpha"])
     aws["settings"].client("sns").publish(TopicArn=aws["topic_arn"], Message=event.model_dump_json())
-    assert wait_for(lambda: link(dags, "alpha") == f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}")
-    assert agent.syncer.metrics.event_to_flip._sum.get() > 0
+    assert wait_for(lambda: link(dags, "alpha") == f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}", WAIT)
+    assert sample(agent, "dagsync_agent_event_to_flip_seconds_sum") > 0
     status = serde.load_json(HostStatus, store.get(keys.host_status_key("host-1")).data, "status")  # type: ignore[union-attr]
-    assert wait_for(lambda: json.loads(store.get(keys.host_status_key("host-1")).data)["sequence"] == 2)  # type: ignore[union-attr]
+    assert wait_for(lambda: json.loads(store.get(keys.host_status_key("host-1")).data)["sequence"] == 2, WAIT)  # type: ignore[union-attr]
     assert status.host == "host-1"
 
 
@@ -137,8 +121,8 @@ def test_sqs_unreachable_the_timer_still_syncs(aws: dict[str, Any], store: S3Sto
     put_release(store, tmp_path, 1, {"alpha": ("1", "a = 1\n")})
     missing = aws["host_queues"]["host-1"].rsplit("/", 1)[0] + "/no-such-queue"
     agent = running_agent(queue_url=missing, reconcile_interval=0.2)
-    assert wait_for(lambda: agent.health.ready)
+    assert wait_for(lambda: agent.health.ready, WAIT)
     rel = put_release(store, tmp_path, 2, {"alpha": ("2", "a = 2\n")})
     want = f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}"
-    assert wait_for(lambda: link(tmp_path / "dags", "alpha") == want)
-    assert wait_for(lambda: agent.syncer.metrics.queue_errors._value.get() >= 1)
+    assert wait_for(lambda: link(tmp_path / "dags", "alpha") == want, WAIT)
+    assert wait_for(lambda: sample(agent, "dagsync_agent_queue_errors_total") >= 1, WAIT)

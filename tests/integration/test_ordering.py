@@ -19,7 +19,7 @@ from dagsync.gate.validator import Validator
 from dagsync.lambdas.invoke import InvocationContext
 from dagsync.local.stack import sqs_event
 from dagsync.publish.publisher import promote, publish
-from tests.e2e.reliability import write_version
+from tests.support.projects import write_version
 
 ROUNDS = 60
 

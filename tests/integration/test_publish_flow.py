@@ -15,8 +15,7 @@ from dagsync.core.store import S3Store
 from dagsync.lambdas.invoke import InvocationContext
 from dagsync.publish.publisher import PublishError, promote, publish, retire
 from tests.integration.conftest import drain, event
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.support.projects import EXAMPLES
 
 
 def test_publish_writes_archive_catalog_and_manifest(store: S3Store) -> None:

@@ -14,18 +14,10 @@ from dagsync.core.store import Blob, S3Store
 from dagsync.lambdas.invoke import InvocationContext
 from dagsync.publish.publisher import publish
 from tests.integration.conftest import event
-from tests.integration.gate_helpers import (
-    EXAMPLES,
-    Recorder,
-    RequestCounter,
-    bare_store,
-    baseline,
-    dag,
-    many_projects,
-    set_manifest,
-    tar_gz,
-    write_direct,
-)
+from tests.integration.gate_helpers import RequestCounter, bare_store, many_projects, write_direct
+from tests.support.gate import Recorder, baseline, set_manifest
+from tests.support.projects import EXAMPLES, dag
+from tests.support.tars import tar_gz
 
 
 @pytest.fixture
@@ -54,7 +46,7 @@ class Interleaving:
 def test_a_slow_run_never_releases_an_older_manifest_over_a_newer_release(bucket: S3Store, slip_in_after: str) -> None:
     # Given release 1, and a slow validator run that has started reading
     baseline(bucket)
-    write_direct(bucket, "sales", "2.0", tar_gz({"s.py": dag("sales_v2")}), promote=False)
+    write_direct(bucket, "sales", "2.0", tar_gz(("s.py", dag("sales_v2"))), promote=False)
 
     def newer_manifest_released_meanwhile() -> None:
         set_manifest(bucket, {"sales": "2.0"})
@@ -163,7 +155,7 @@ def test_a_rejection_is_surfaced_as_a_file_a_metric_and_an_alert(aws: dict[str, 
 
 def requests_for_one_change(store: S3Store, projects: int) -> list[str]:
     many_projects(store, projects)
-    write_direct(store, "p0003", "2", tar_gz({"dag.py": dag("p0003_daily")}))
+    write_direct(store, "p0003", "2", tar_gz(("dag.py", dag("p0003_daily"))))
     counter = RequestCounter(store.client)
     outcome = Recorder(store).run()
     assert outcome.status == "accepted" and outcome.changed == ["p0003"]

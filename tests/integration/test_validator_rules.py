@@ -12,17 +12,10 @@ from dagsync.core import keys
 from dagsync.core.archive import Limits
 from dagsync.core.documents import read_rejection
 from dagsync.core.store import S3Store
-from tests.integration.gate_helpers import (
-    EXAMPLES,
-    Recorder,
-    archive_of,
-    bare_store,
-    baseline,
-    dag,
-    set_manifest,
-    tar_gz,
-    write_direct,
-)
+from tests.integration.gate_helpers import archive_of, bare_store, write_direct
+from tests.support.gate import Recorder, baseline, set_manifest
+from tests.support.projects import EXAMPLES, dag
+from tests.support.tars import member, tar_gz
 
 
 @pytest.fixture
@@ -130,35 +123,29 @@ def test_over_the_compressed_size_limit_is_rejected_before_download(store: S3Sto
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (tar_gz({"../../etc/cron.d/x": dag("x")}), "unsafe archive: '../../etc/cron.d/x': '..' would leave"),
-        (tar_gz({"ok.py": dag("x")}, [tarfile.TarInfo("l")]), "unsafe archive"),
-        (tar_gz({"lib": b"x", "lib/a.py": dag("x")}), "'lib' is a file, not a folder"),
-        (tar_gz({f"f{i}.py": b"x=1\n" for i in range(5)}), "more than 3 files"),
-        (tar_gz({"big.py": b"#" * 5000}), "uncompressed size over 4000"),
+        (tar_gz(("../../etc/cron.d/x", dag("x"))), "unsafe archive: '../../etc/cron.d/x': '..' would leave"),
+        (tar_gz(("ok.py", dag("x")), tarfile.TarInfo("l")), "unsafe archive"),
+        (tar_gz(("lib", b"x"), ("lib/a.py", dag("x"))), "'lib' is a file, not a folder"),
+        (tar_gz(*((f"f{i}.py", b"x=1\n") for i in range(5))), "more than 3 files"),
+        (tar_gz(("big.py", b"#" * 5000)), "uncompressed size over 4000"),
         (b"definitely not gzip", "not a readable tar.gz archive"),
-        (tar_gz({"dag.py": b"with DAG('x':\n"}), "DAG content refused: dag.py:1: syntax error"),
+        (tar_gz(("dag.py", b"with DAG('x':\n")), "DAG content refused: dag.py:1: syntax error"),
     ],
 )
 def test_an_archive_written_straight_to_s3_meets_the_same_gate(store: S3Store, data: bytes, reason: str) -> None:
     # Given an archive and catalog entry written by something other than the CLI
     before = baseline(store)
-    bad = tar_gz({"ok.py": dag("x")}, [_symlink()]) if reason == "unsafe archive" else data
+    symlink = member("passwd.py", tarfile.SYMTYPE, linkname="/etc/passwd")
+    bad = tar_gz(("ok.py", dag("x")), symlink) if reason == "unsafe archive" else data
     write_direct(store, "sales", "6.6.6", bad)
     limits = Limits(max_files=3, max_uncompressed_bytes=4000)
     assert_rejected(store, before, "links are not allowed" if reason == "unsafe archive" else reason, limits=limits)
 
 
-def _symlink() -> tarfile.TarInfo:
-    info = tarfile.TarInfo("passwd.py")
-    info.type = tarfile.SYMTYPE
-    info.linkname = "/etc/passwd"
-    return info
-
-
 def test_two_live_projects_declaring_the_same_dag_id_are_rejected(store: S3Store) -> None:
     # Given finance 2.0 declares a dag_id that the live sales 1.0.0 already owns
     before = baseline(store)
-    write_direct(store, "finance", "2.0", tar_gz({"clash.py": dag("sales_refunds")}))
+    write_direct(store, "finance", "2.0", tar_gz(("clash.py", dag("sales_refunds"))))
     assert_rejected(store, before, "dag_id 'sales_refunds' is declared by more than one live project: finance, sales")
 
 

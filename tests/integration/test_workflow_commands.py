@@ -19,7 +19,9 @@ from dagsync.core.models import HostStatus
 from dagsync.core.serde import dump_json
 from dagsync.core.store import S3Store
 from dagsync.publish.publisher import publish
-from tests.integration.gate_helpers import EXAMPLES, Recorder, bare_store, set_manifest
+from tests.integration.gate_helpers import bare_store
+from tests.support.gate import Recorder, set_manifest
+from tests.support.projects import EXAMPLES
 
 BUCKET = "dagsync-artifacts"
 
@@ -177,22 +179,21 @@ def host(store: S3Store, name: str, sequence: int, **projects: str) -> None:
 
 
 def test_wait_hosts_names_the_lagging_hosts_and_exits_4(store: S3Store, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given two hosts at release 0
+    # Given two hosts at release 0, and sales 1.0 published, promoted and released (sequence 1)
     host(store, "host-1", 0)
     host(store, "host-2", 0)
-    with BackgroundValidator(store):
-        # When a publish waits for all hosts, and only host-1 catches up
-        def catch_up() -> None:
-            host(store, "host-1", 1, sales="1.0")
-
-        threading.Timer(0.2, catch_up).start()
-        code, doc, err = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"), "--promote",
-                             "--wait-hosts", "--timeout", "2")
-        # Then it exits 4 naming host-2 only
-        assert code == 4 and doc["lagging_hosts"] == {"host-2": "at 0"}
-        assert "host-2 (at 0)" in err and "host-1" not in err
-        # When waiting for host-1 only, it succeeds
-        code, doc, _ = run(capsys, "promote", "sales", "1.0", "--wait-hosts", "host-1", "--timeout", "5")
+    publish(store, "sales", "1.0", EXAMPLES / "sales", promote_now=True)
+    assert Recorder(store).run().sequence == 1
+    # And only host-1 has caught up (before anyone waits: nothing below races a clock)
+    host(store, "host-1", 1, sales="1.0")
+    # When the publish is run again and waits for all hosts (the release answers at once: same manifest)
+    code, doc, err = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"), "--promote",
+                         "--wait-hosts", "--timeout", "2")
+    # Then it exits 4 naming host-2 only
+    assert code == 4 and doc["lagging_hosts"] == {"host-2": "at 0"}
+    assert "host-2 (at 0)" in err and "host-1" not in err
+    # When waiting for host-1 only, it succeeds
+    code, doc, _ = run(capsys, "promote", "sales", "1.0", "--wait-hosts", "host-1", "--timeout", "5")
     assert code == 0 and doc["hosts"] == {"host-1": {"sequence": 1, "projects": {"sales": "1.0"}}}
 
 

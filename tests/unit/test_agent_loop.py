@@ -166,7 +166,7 @@ def test_poller_deletes_messages_and_kicks_once_per_batch() -> None:
     poller = QueuePoller(sqs, "http://127.0.0.1/q", 0, kick, stop, metrics, 1.0)
     assert poller.poll_once() == 3
     assert kick.is_set() and sqs.deleted == ["rh-1", "rh-2", "rh-3"]
-    assert metrics.queue_messages._value.get() == 3
+    assert metrics.registry.get_sample_value("dagsync_agent_queue_messages_total") == 3
 
 
 def test_poller_survives_sqs_errors() -> None:
@@ -177,4 +177,4 @@ def test_poller_survives_sqs_errors() -> None:
     assert kick.wait(WAIT)
     stop.set()
     poller.join(WAIT)
-    assert metrics.queue_errors._value.get() == 2 and sqs.deleted == ["rh-7"]
+    assert metrics.registry.get_sample_value("dagsync_agent_queue_errors_total") == 2 and sqs.deleted == ["rh-7"]

@@ -20,6 +20,11 @@ from dagsync.core.models import HostStatus
 A1 = {"alpha": ("1.0", {"dag_a.py": "a = 1\n", "lib/util.py": "u = 1\n"})}
 
 
+def sample(syncer: Syncer, name: str, **labels: str) -> float | None:
+    """A metric as the agent exposes it, from its own registry."""
+    return syncer.metrics.registry.get_sample_value(name, labels)
+
+
 def live(dags: Path) -> dict[str, str]:
     return {p.name: os.readlink(p) for p in sorted(dags.iterdir()) if p.is_symlink()}
 
@@ -150,7 +155,7 @@ def test_deleted_link_is_repaired(publish: Callable, make_syncer: Callable[..., 
     (dags / "alpha").unlink()
     assert syncer.sync(full=True).outcome == "success"
     assert (dags / "alpha" / "dag_a.py").exists()
-    assert syncer.metrics.drift_repairs.labels("link")._value.get() == 1
+    assert sample(syncer, "dagsync_agent_drift_repairs_total", kind="link") == 1
 
 
 def test_retargeted_link_is_repaired(publish: Callable, make_syncer: Callable[..., Syncer], dags: Path,
@@ -175,7 +180,7 @@ def test_modified_file_in_the_store_is_repaired_by_the_stat_check(publish: Calla
     (dags / "alpha" / "dag_a.py").write_text("a = 666  # edited by hand\n")
     assert syncer.sync(full=True).outcome == "success"
     assert (dags / "alpha" / "dag_a.py").read_text() == "a = 1\n"
-    assert syncer.metrics.drift_repairs.labels("tree")._value.get() == 1
+    assert sample(syncer, "dagsync_agent_drift_repairs_total", kind="tree") == 1
 
 
 def test_deleted_file_in_the_store_is_repaired(publish: Callable, make_syncer: Callable[..., Syncer],
@@ -214,7 +219,7 @@ def test_entries_not_owned_are_left_alone_and_reported(publish: Callable, make_s
     assert result.outcome == "error" and "alpha" in (result.error or "")
     assert (dags / "handmade_dag.py").read_text() == "# mine\n" and (dags / "alpha").is_dir()
     assert (dags / "beta").is_symlink()
-    assert syncer.metrics.unowned_entries._value.get() == 2
+    assert sample(syncer, "dagsync_agent_unowned_entries") == 2
 
 
 def test_retention_keeps_the_last_n_versions(publish: Callable, make_syncer: Callable[..., Syncer],

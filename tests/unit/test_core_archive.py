@@ -11,31 +11,16 @@ from pathlib import Path
 import pytest
 
 from dagsync.core.archive import Limits, UnsafeArchive, build_archive, extract, iter_members
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def make_tar(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in entries:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
+from tests.support.projects import EXAMPLES
+from tests.support.tars import Entry, member, tar_gz
 
 
 def file(name: str, data: bytes = b"x = 1\n", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.mode = mode
-    return info, data
+    return member(name, mode=mode), data
 
 
-def special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    return info, None
+def special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    return member(name, kind, linkname=linkname)
 
 
 def test_same_folder_gives_the_same_bytes_whatever_the_mtimes_and_order(tmp_path: Path) -> None:
@@ -99,21 +84,21 @@ def test_extract_writes_the_tree_with_fixed_modes(tmp_path: Path) -> None:
     ],
 )
 def test_unsafe_entries_are_refused_and_nothing_escapes(
-    tmp_path: Path, entries: list[tuple[tarfile.TarInfo, bytes | None]], reason: str
+    tmp_path: Path, entries: list[Entry], reason: str
 ) -> None:
     dest = tmp_path / "store" / "tree"
     dest.parent.mkdir()
     with pytest.raises(UnsafeArchive, match=reason):
-        extract(io.BytesIO(make_tar(entries)), dest)
+        extract(io.BytesIO(tar_gz(*entries)), dest)
     outside = [p for p in tmp_path.rglob("*") if not str(p).startswith(str(tmp_path / "store"))]
     assert outside == []
 
 
 def test_limits_on_count_and_size_are_enforced() -> None:
-    many = make_tar([file(f"f{i}.py") for i in range(11)])
+    many = tar_gz(*[file(f"f{i}.py") for i in range(11)])
     with pytest.raises(UnsafeArchive, match="more than 10 files"):
         list(iter_members(io.BytesIO(many), Limits(max_files=10)))
-    big = make_tar([file("big.py", b"0" * 5000)])
+    big = tar_gz(file("big.py", b"0" * 5000))
     with pytest.raises(UnsafeArchive, match="per-file limit"):
         list(iter_members(io.BytesIO(big), Limits(max_file_bytes=4096)))
     with pytest.raises(UnsafeArchive, match="uncompressed size"):

@@ -12,29 +12,7 @@ import pytest
 from dagsync.core.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, build_archive, iter_members
 from dagsync.core.dagcheck import inspect_members
 from dagsync.publish.workflow import validate_path
-
-
-def tar_gz(*entries: tarfile.TarInfo | tuple[str, bytes], pax: dict[str, str] | None = None) -> bytes:
-    """A tar.gz built by hand, the way someone bypassing the CLI might."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT, pax_headers=pax or {}) as tar:
-        for entry in entries:
-            if isinstance(entry, tarfile.TarInfo):
-                tar.addfile(entry)
-            else:
-                name, data = entry
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def info(name: str, kind: bytes = tarfile.REGTYPE, **attrs: object) -> tarfile.TarInfo:
-    i = tarfile.TarInfo(name)
-    i.type = kind
-    for k, v in attrs.items():
-        setattr(i, k, v)
-    return i
+from tests.support.tars import member, tar_gz
 
 
 def refuse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> str:
@@ -54,15 +32,15 @@ DAG = b"from airflow.sdk import DAG\nwith DAG('ok'):\n    pass\n"
         ([("/etc/cron.d/x", DAG)], "absolute paths are not allowed"),
         ([("C:/x.py", DAG)], "absolute paths are not allowed"),
         ([("a\\b.py", DAG)], "backslashes are not allowed"),
-        ([("ok.py", DAG), info("link.py", tarfile.SYMTYPE, linkname="/etc/passwd")], "links are not allowed"),
-        ([("ok.py", DAG), info("hard.py", tarfile.LNKTYPE, linkname="ok.py")], "links are not allowed"),
-        ([("ok.py", DAG), info("dev", tarfile.CHRTYPE)], "only regular files and folders"),
-        ([("ok.py", DAG), info("fifo", tarfile.FIFOTYPE)], "only regular files and folders"),
-        ([info("suid", mode=0o4755)], "setuid/setgid bits are not allowed"),
+        ([("ok.py", DAG), member("link.py", tarfile.SYMTYPE, linkname="/etc/passwd")], "links are not allowed"),
+        ([("ok.py", DAG), member("hard.py", tarfile.LNKTYPE, linkname="ok.py")], "links are not allowed"),
+        ([("ok.py", DAG), member("dev", tarfile.CHRTYPE)], "only regular files and folders"),
+        ([("ok.py", DAG), member("fifo", tarfile.FIFOTYPE)], "only regular files and folders"),
+        ([member("suid", mode=0o4755)], "setuid/setgid bits are not allowed"),
         ([("ok.py", DAG), ("ok.py", DAG)], "duplicate entry"),
         ([("lib", b"x"), ("lib/mod.py", DAG)], "'lib' is a file, not a folder"),
         ([("lib/mod.py", DAG), ("lib", b"x")], "duplicate entry"),
-        ([info("empty_dir", tarfile.DIRTYPE)], "the archive holds no files"),
+        ([member("empty_dir", tarfile.DIRTYPE)], "the archive holds no files"),
     ],
 )
 def test_an_unsafe_entry_is_refused_naming_the_entry_and_why(entries: list, reason: str) -> None:  # type: ignore[type-arg]
@@ -161,5 +139,5 @@ def test_validate_path_checks_a_dag_folder_and_an_archive(tmp_path: Path) -> Non
     archive = tmp_path / "proj.tar.gz"
     archive.write_bytes(build_archive(folder).data)
     assert validate_path(archive).ok
-    archive.write_bytes(tar_gz(("ok.py", DAG), info("l", tarfile.SYMTYPE, linkname="/")))
+    archive.write_bytes(tar_gz(("ok.py", DAG), member("l", tarfile.SYMTYPE, linkname="/")))
     assert "links are not allowed" in validate_path(archive).errors[0]

@@ -4,78 +4,50 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from dagsync.core import keys, serde
-from dagsync.core.archive import build_archive
-from dagsync.core.models import Release, ReleasedProject
+from dagsync.core import keys
+from dagsync.core.models import Release
+from dagsync.core.store import S3Store
+from dagsync.local.procs import wait_for
+from tests.e2e.reliability import free_port, http
+from tests.support.moto import LoopbackMoto
+from tests.support.projects import write_release
 
+pytestmark = pytest.mark.e2e
 WAIT = 60.0
 BUCKET = "agent-proc-bucket"
 
 
-def wait_for(condition: Any, timeout: float = WAIT) -> bool:
-    deadline, pause = time.monotonic() + timeout, threading.Event()
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        pause.wait(0.05)
-    return bool(condition())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Moto:
-    def __init__(self) -> None:
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+    """The moto server, with the bucket and the host's queue."""
+
+    def __init__(self, server: LoopbackMoto) -> None:
+        self.server = server
+        self.endpoint = server.endpoint
         self.s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
         self.sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
         self.s3.create_bucket(Bucket=BUCKET)
         self.queue_url = self.sqs.create_queue(QueueName="agent-proc-host")["QueueUrl"]
 
     def release(self, tmp_path: Path, sequence: int, projects: dict[str, tuple[str, str]]) -> Release:
-        released = {}
-        for name, (version, body) in projects.items():
-            src = tmp_path / "src" / name / version
-            src.mkdir(parents=True, exist_ok=True)
-            (src / "dag.py").write_text(body)
-            built = build_archive(src)
-            key = keys.archive_key(name, version)
-            self.s3.put_object(Bucket=BUCKET, Key=key, Body=built.data)
-            released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256,
-                                             size=built.size, files=built.files,
-                                             uncompressed_size=built.uncompressed_size)
-        rel = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released)
-        self.s3.put_object(Bucket=BUCKET, Key=keys.RELEASE_KEY, Body=serde.dump_json(rel))
-        return rel
+        """One archive per project (a single dag.py holding `body`) and the release.json naming them."""
+        files = {name: (version, {"dag.py": body}) for name, (version, body) in projects.items()}
+        return write_release(S3Store(self.s3, BUCKET), tmp_path / "src", sequence, files)
 
 
 @pytest.fixture
 def moto() -> Iterator[Moto]:
-    server = Moto()
-    yield server
-    server.server.stop()
+    with LoopbackMoto() as server:
+        yield Moto(server)
+        server.start()  # up again if the test took it down, so that its state is reset on the way out
 
 
 class AgentProcess:
@@ -84,16 +56,6 @@ class AgentProcess:
         self.fh = log.open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "dagsync.agent.cli", *args], stdout=self.fh,
                                      stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-
-    def http(self, port: int, path: str, method: str = "GET") -> tuple[int, str]:
-        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except OSError:
-            return 0, ""
 
     def wait(self, timeout: float = WAIT) -> int:
         try:
@@ -137,23 +99,23 @@ def test_run_serves_health_follows_events_and_obeys_signals(moto: Moto, tmp_path
     moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
     dags, port = tmp_path / "dags", free_port()
     agent = spawn(*run_args(moto, dags, port, "--reconcile-interval", "3600"))
-    assert wait_for(lambda: agent.http(port, "/readyz") == (200, "ok\n")), agent.log.read_text()
-    assert agent.http(port, "/healthz") == (200, "ok\n")
+    assert wait_for(lambda: http(port, "/readyz") == (200, "ok\n"), WAIT), agent.log.read_text()
+    assert http(port, "/healthz") == (200, "ok\n")
     assert (dags / "alpha" / "dag.py").read_text() == "a = 1\n"
 
     # A change message wakes the agent long before the hour-long timer.
     rel = moto.release(tmp_path, 2, {"alpha": ("2", "a = 2\n")})
     moto.sqs.send_message(QueueUrl=moto.queue_url, MessageBody='{"sequence": 2}')
     want = f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}"
-    assert wait_for(lambda: os.readlink(dags / "alpha") == want), agent.log.read_text()
+    assert wait_for(lambda: os.readlink(dags / "alpha") == want, WAIT), agent.log.read_text()
 
     # POST /sync and SIGHUP each force a sync.
-    before = syncs_total(agent.http(port, "/metrics")[1])
-    assert agent.http(port, "/sync", "POST")[0] == 202
-    assert wait_for(lambda: syncs_total(agent.http(port, "/metrics")[1]) >= before + 1)
+    before = syncs_total(http(port, "/metrics")[1])
+    assert http(port, "/sync", "POST")[0] == 202
+    assert wait_for(lambda: syncs_total(http(port, "/metrics")[1]) >= before + 1, WAIT)
     agent.proc.send_signal(signal.SIGHUP)
-    assert wait_for(lambda: syncs_total(agent.http(port, "/metrics")[1]) >= before + 2)
-    metrics = agent.http(port, "/metrics")[1]
+    assert wait_for(lambda: syncs_total(http(port, "/metrics")[1]) >= before + 2, WAIT)
+    metrics = http(port, "/metrics")[1]
     assert "dagsync_agent_applied_sequence 2.0" in metrics and "dagsync_agent_projects_live 1.0" in metrics
 
     agent.proc.send_signal(signal.SIGTERM)
@@ -167,14 +129,12 @@ def test_s3_unreachable_stays_ready_but_degraded(moto: Moto, tmp_path: Path, spa
     moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
     dags, port = tmp_path / "dags", free_port()
     agent = spawn(*run_args(moto, dags, port, "--reconcile-interval", "0.3"))
-    assert wait_for(lambda: agent.http(port, "/readyz") == (200, "ok\n")), agent.log.read_text()
+    assert wait_for(lambda: http(port, "/readyz") == (200, "ok\n"), WAIT), agent.log.read_text()
     moto.server.stop()
-    assert wait_for(lambda: agent.http(port, "/readyz")[1].startswith("degraded:")), agent.log.read_text()
-    assert agent.http(port, "/readyz")[0] == 200
-    assert agent.http(port, "/healthz")[0] == 200
+    assert wait_for(lambda: http(port, "/readyz")[1].startswith("degraded:"), WAIT), agent.log.read_text()
+    assert http(port, "/readyz")[0] == 200
+    assert http(port, "/healthz")[0] == 200
     assert (dags / "alpha" / "dag.py").read_text() == "a = 1\n"
-    moto.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # for the fixture's stop
-    moto.server.start()
 
 
 def test_restarted_while_s3_is_down_serves_the_last_good_folder_as_ready(moto: Moto, tmp_path: Path,
@@ -183,22 +143,20 @@ def test_restarted_while_s3_is_down_serves_the_last_good_folder_as_ready(moto: M
     moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
     dags, port = tmp_path / "dags", free_port()
     first = spawn(*run_args(moto, dags, port, "--reconcile-interval", "3600"))
-    assert wait_for(lambda: first.http(port, "/readyz") == (200, "ok\n")), first.log.read_text()
+    assert wait_for(lambda: http(port, "/readyz") == (200, "ok\n"), WAIT), first.log.read_text()
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait() == 0
     # When S3 is unreachable and the agent starts again
     moto.server.stop()
     again = spawn(*run_args(moto, dags, port, "--reconcile-interval", "0.3"))
     # Then it is ready on what the volume holds, says degraded, and the DAGs are intact
-    assert wait_for(lambda: again.http(port, "/readyz")[1].startswith("degraded:")), again.log.read_text()
-    assert again.http(port, "/readyz")[0] == 200
+    assert wait_for(lambda: http(port, "/readyz")[1].startswith("degraded:"), WAIT), again.log.read_text()
+    assert http(port, "/readyz")[0] == 200
     assert (dags / "alpha" / "dag.py").read_text() == "a = 1\n"
     # And a fresh, empty volume in the same outage is not ready: it has nothing to serve
     port2 = free_port()
     empty = spawn(*run_args(moto, tmp_path / "empty", port2, "--reconcile-interval", "0.3"))
-    assert wait_for(lambda: empty.http(port2, "/readyz")[0] == 503), empty.log.read_text()
-    moto.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # for the fixture's stop
-    moto.server.start()
+    assert wait_for(lambda: http(port2, "/readyz")[0] == 503, WAIT), empty.log.read_text()
 
 
 def test_max_failures_exits_non_zero(tmp_path: Path, spawn: Any) -> None:

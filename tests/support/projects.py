@@ -1,0 +1,72 @@
+"""Project sources and releases for tests: the examples, generated project versions, DAG files, and a
+release.json with its archives written as the validator would have left them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagsync.core import keys, serde
+from dagsync.core.archive import build_archive
+from dagsync.core.documents import JSON
+from dagsync.core.models import Release, ReleasedProject
+from dagsync.core.store import ObjectStore
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+Files = dict[str, str]  # relative path -> text
+
+
+def dag(dag_id: str) -> bytes:
+    """A minimal DAG file declaring `dag_id`."""
+    return f"from airflow.sdk import DAG\n\nwith DAG({dag_id!r}, schedule=None):\n    pass\n".encode()
+
+
+def write_version(root: Path, project: str, version: int, *, dag_id: str | None = None, padding: int = 0,
+                  imports_lib: bool = True) -> Path:
+    """A project folder whose DAG file imports a name only its own version's library defines: a reader (or
+    Airflow) that saw the DAG file of one version and the library of another would fail to import it.
+    `padding` extra data files make the tree slow enough to extract that a kill can land mid-way."""
+    src = root / project / f"v{version}"
+    lib = src / f"{project}_lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    (src / ".airflowignore").write_text(f"{project}_lib/\ndata/\n")
+    (lib / "__init__.py").write_text(f"MARKER_{version} = {version}\n")
+    (src / f"{project}_dag.py").write_text(
+        "from __future__ import annotations\n\n"
+        "import pendulum\n"
+        "from airflow.sdk import DAG\n\n"
+        + (f"from {project}.{project}_lib import MARKER_{version}\n\n" if imports_lib else f"MARKER_{version} = 0\n\n")
+        + f"with DAG(dag_id={dag_id or project + '_dag'!r}, schedule=None,\n"
+        "         start_date=pendulum.datetime(2026, 1, 1, tz='UTC'), catchup=False,\n"
+        + f"         tags=['v{{}}'.format(MARKER_{version})]):\n"
+        + "    pass\n"
+    )
+    if padding:
+        data = src / "data"
+        data.mkdir(exist_ok=True)
+        for i in range(padding):
+            (data / f"part-{i:04d}.txt").write_text(f"{project} v{version} part {i}\n" * 20)
+    return src
+
+
+def write_release(store: ObjectStore, src: Path, sequence: int, projects: dict[str, tuple[str, Files]], *,
+                write: bool = True) -> Release:
+    """For each project (version, files): the files under src/<project>/<version>, their archive uploaded where
+    the catalog would say; then (unless `write` is False) the release.json naming them, as the validator writes
+    it. Returns that Release."""
+    released: dict[str, ReleasedProject] = {}
+    for name, (version, files) in projects.items():
+        root = src / name / version
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        built = build_archive(root)
+        key = keys.archive_key(name, version)
+        store.put(key, built.data)
+        released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256, size=built.size,
+                                         files=built.files, uncompressed_size=built.uncompressed_size)
+    release = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released)
+    if write:
+        store.put(keys.RELEASE_KEY, serde.dump_json(release), content_type=JSON)
+    return release
