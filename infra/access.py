@@ -14,8 +14,8 @@ from dagsync.core import keys
 from infra.nag import wildcard_resource
 
 PUBLISHER_WRITE = ("projects/*", "catalog/*", keys.MANIFEST_KEY)
-PUBLISHER_READ = (*PUBLISHER_WRITE, "status/*", keys.RELEASE_KEY, f"{keys.HOSTS_PREFIX}*")
-AGENT_READ = ("projects/*", keys.RELEASE_KEY)
+PUBLISHER_READ = (*PUBLISHER_WRITE, "status/*", keys.RELEASE_KEY, f"{keys.RELEASES_PREFIX}*", f"{keys.HOSTS_PREFIX}*")
+AGENT_READ = ("projects/*", keys.RELEASE_KEY, f"{keys.RELEASES_PREFIX}*")
 AGENT_QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage")
 
 

@@ -29,8 +29,8 @@ BATCH_SIZE = 10
 # The least SQS allows. Correctness comes from IfMatch on release.json; reserved concurrency 1 would
 # throttle SQS deliveries into the dead-letter queue instead.
 MAX_CONCURRENCY = 2
-READ_KEYS = (keys.MANIFEST_KEY, "catalog/*", "projects/*", keys.RELEASE_KEY, "status/*")
-WRITE_KEYS = (keys.RELEASE_KEY, "status/*")
+READ_KEYS = (keys.MANIFEST_KEY, "catalog/*", "projects/*", keys.RELEASE_KEY, f"{keys.RELEASES_PREFIX}*", "status/*")
+WRITE_KEYS = (keys.RELEASE_KEY, f"{keys.RELEASES_PREFIX}*", "status/*")
 # Topology spells S3 event types as S3 does; jsii enums only by member name.
 S3_EVENT_TYPES = {"s3:ObjectCreated:*": s3.EventType.OBJECT_CREATED}
 # CDK's singleton that applies S3 bucket notifications (a custom resource).

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from dagsync.core.archive import write_atomic
+from dagsync.core.models import Chain
 
 # (relative path, size, mtime_ns) of every file in a tree: the cheap per-cycle drift check.
 FileEntry = tuple[str, int, int]
@@ -37,6 +38,7 @@ class AgentState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = 1
+    chain: Chain | None = None  # the release chain the sequences below count in
     sequence: int = 0  # the last release applied completely
     highest_sequence: int = 0  # the newest release any part of which was applied: never go below it
     release_etag: str | None = None

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dagsync.core import keys, serde
+from dagsync.core import keys, releases, serde
 from dagsync.core.documents import JSON
 from dagsync.core.models import HostStatus, Release, utcnow
 from dagsync.core.store import NotModified, ObjectStore
@@ -57,9 +57,12 @@ class SyncResult:
 
 class Syncer:
     def __init__(
-        self, store: ObjectStore, volume: Volume, settings: Settings, metrics: Metrics, stop: threading.Event
+        self, store: ObjectStore, volume: Volume, settings: Settings, metrics: Metrics, stop: threading.Event,
+        verifier: releases.Verifier | None = None,
     ) -> None:
         self.store = store
+        self.verifier = verifier or releases.AcceptUnsigned()
+        self.shards = releases.ShardCache()
         self.volume = volume
         self.settings = settings
         self.metrics = metrics
@@ -100,20 +103,37 @@ class Syncer:
         return result
 
     def fetch_release(self) -> tuple[Release, bool]:
-        """The current release and whether it changed since the last read (304 costs nothing)."""
+        """The current release and whether it changed since the last read (a 304 costs nothing; then only the
+        shards whose digest changed are fetched)."""
         try:
-            blob = self.store.get(keys.RELEASE_KEY, if_none_match=self.etag if self.release else None)
+            stored = releases.read_root(self.store, self.verifier, if_none_match=self.etag if self.release else None)
+            if stored is None:
+                raise ReleaseUnavailable(f"{keys.RELEASE_KEY} not found in the bucket; nothing changed on disk")
+            projects = releases.load_shards(self.store, stored.root, self.shards)
         except NotModified:
             assert self.release is not None
             return self.release, False
-        if blob is None:
-            raise ReleaseUnavailable(f"{keys.RELEASE_KEY} not found in the bucket; nothing changed on disk")
-        try:
-            release = serde.load_json(Release, blob.data, keys.RELEASE_KEY)
-        except serde.DocumentError as exc:
+        except (serde.DocumentError, releases.UntrustedRelease) as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
-        self.release, self.etag = release, blob.etag
-        return release, True
+        self.shards.keep(stored.root.shards.values())
+        self.release, self.etag = releases.assemble(stored.root, projects), stored.etag
+        return self.release, True
+
+    def _same_chain(self, release: Release) -> bool:
+        """Sequences count within a chain. A chain made later than ours replaces it (a redeployed bucket): start
+        over from it. One made earlier is refused (an old bucket, or an old release replayed)."""
+        if release.chain is None or release.chain == self.state.chain:
+            return True
+        ours = self.state.chain
+        if ours is not None and release.chain.created_at <= ours.created_at:
+            logs.warning("ignored release from an older chain", chain=release.chain.id, ours=ours.id,
+                         sequence=release.sequence)
+            return False
+        logs.warning("new release chain: starting over from it", chain=release.chain.id,
+                     previous=ours.id if ours else None, sequence=release.sequence)
+        self.state.chain = release.chain
+        self.state.sequence = self.state.highest_sequence = 0
+        return True
 
     def _check(self, full: bool) -> Check:
         if not full:
@@ -129,6 +149,8 @@ class Syncer:
             self.metrics.drift_repairs.labels("airflowignore").inc()
         release, changed = self.fetch_release()
         if not full and not changed:
+            return SyncResult("noop", full, sequence=release.sequence)
+        if not self._same_chain(release):
             return SyncResult("noop", full, sequence=release.sequence)
         if release.sequence < self.state.highest_sequence:
             logs.warning("ignored older release", sequence=release.sequence, applied=self.state.highest_sequence)

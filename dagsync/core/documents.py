@@ -6,7 +6,7 @@ import random
 import threading
 from collections.abc import Callable
 
-from dagsync.core import keys
+from dagsync.core import keys, releases
 from dagsync.core.models import Catalog, Manifest, Rejection, Release
 from dagsync.core.serde import load_json, load_yaml
 from dagsync.core.store import Blob, ObjectStore, PreconditionFailed
@@ -58,11 +58,14 @@ def read_catalog(store: ObjectStore, project: str) -> Catalog | None:
     return None if blob is None else load_yaml(Catalog, blob.data, keys.catalog_key(project))
 
 
-def read_release(store: ObjectStore) -> tuple[Release | None, str | None]:
-    blob = store.get(keys.RELEASE_KEY)
-    if blob is None:
+def read_release(store: ObjectStore, cache: releases.ShardCache | None = None) -> tuple[Release | None, str | None]:
+    """The current release as a whole, for showing and for `--wait` (which apply nothing, so they take the root
+    as it is; hosts and the Airflow bundle verify its signature before they apply anything)."""
+    stored = releases.read_root(store, releases.AcceptUnsigned())
+    if stored is None:
         return None, None
-    return load_json(Release, blob.data, keys.RELEASE_KEY), blob.etag
+    projects = releases.load_shards(store, stored.root, cache or releases.ShardCache())
+    return releases.assemble(stored.root, projects), stored.etag
 
 
 def read_rejection(store: ObjectStore) -> Rejection | None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 MANIFEST_KEY = "manifest.yaml"
 RELEASE_KEY = "release.json"
 REJECTION_KEY = "status/rejection.json"
 ARCHIVE_NAME = "dags.tar.gz"
+RELEASES_PREFIX = "releases/"
+SHARDS_PREFIX = "releases/shards/"
+HISTORY_PREFIX = "status/history/"
+HOSTS_PREFIX = "hosts/"
+_MARKER = re.compile(r"^(\d{10})\.(.*)$")
+RETIRED = "-"  # a version never starts with "-": a marker with it records a retirement
 
 
 def archive_key(project: str, version: str) -> str:
@@ -16,12 +24,34 @@ def catalog_key(project: str) -> str:
     return f"catalog/{project}.yaml"
 
 
-def history_key(project: str) -> str:
-    return f"status/history/{project}.json"
+def release_key(sequence: int) -> str:
+    """Every accepted release root, immutable; zero-padded so a listing is in release order."""
+    return f"{RELEASES_PREFIX}{sequence:010d}.json"
+
+
+def shard_key(digest: str) -> str:
+    """A release shard, named by the sha256 of its bytes (immutable, shared by every release that has it)."""
+    return f"{SHARDS_PREFIX}{digest}.json"
+
+
+def history_prefix(project: str) -> str:
+    return f"{HISTORY_PREFIX}{project}/"
+
+
+def history_marker(project: str, sequence: int, version: str | None) -> str:
+    """An empty object whose key says that `project` became `version` (None: retired) in release `sequence`:
+    one listing gives a project's whole history."""
+    return f"{history_prefix(project)}{sequence:010d}.{version or RETIRED}"
+
+
+def parse_history_marker(key: str) -> tuple[int, str | None] | None:
+    """(sequence, version or None) from a marker key; None for anything else under the prefix."""
+    match = _MARKER.match(key.rsplit("/", 1)[-1])
+    if match is None:
+        return None
+    version = match.group(2)
+    return int(match.group(1)), (None if version == RETIRED else version)
 
 
 def host_status_key(host: str) -> str:
     return f"hosts/{host}.json"
-
-
-HOSTS_PREFIX = "hosts/"

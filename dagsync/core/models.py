@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -18,6 +18,8 @@ PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 VERSION_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 HOST_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
+CHAIN_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _check(pattern: re.Pattern[str], what: str, rule: str) -> AfterValidator:
@@ -37,6 +39,7 @@ Version = Annotated[
 ]
 HostName = Annotated[str, _check(HOST_RE, "host name", "use 1-63 of a-z 0-9 -, starting with a letter or digit")]
 Sha256 = Annotated[str, _check(SHA256_RE, "sha256", "64 lowercase hex digits")]
+ShardId = Annotated[str, _check(SHARD_RE, "shard id", "2 lowercase hex digits")]
 
 
 def utcnow() -> datetime:
@@ -103,25 +106,89 @@ class ReleasedProject(_Archive):
         return f"{self.version}-{self.sha256[:12]}"
 
 
+class Chain(_Model):
+    """The identity of a line of releases: made with the first release of a bucket, carried (and signed) by
+    every release after it. Sequences are compared within a chain only; a chain made later replaces an older one."""
+
+    id: Annotated[str, _check(CHAIN_RE, "chain id", "32 lowercase hex digits")]
+    created_at: datetime
+
+
+class Signature(_Model):
+    """The validator's signature over a release root's canonical bytes (without this field)."""
+
+    key_id: str = Field(min_length=1, max_length=128)  # sha256 (hex) of the public key's DER SubjectPublicKeyInfo
+    algorithm: Literal["ECDSA_SHA_256"] = "ECDSA_SHA_256"
+    value: str = Field(min_length=1, max_length=512)  # base64 of the DER-encoded signature
+
+
+class ManifestWrite(_Model):
+    """The manifest write a release was built from."""
+
+    etag: str
+    written_by: str = ""
+    written_at: datetime | None = None
+
+
+class ReleaseRoot(_Model):
+    """release.json and releases/<sequence>.json: what a release is, small and signed. The projects' entries
+    live in content-addressed shards (`shards`: shard id -> sha256 of the shard's bytes), so a change rewrites
+    only the shards it touches, and the root authenticates every entry through those digests."""
+
+    max_document_bytes: ClassVar[int] = 1024 * 1024
+
+    schema_version: Literal[2] = 2
+    chain: Chain
+    sequence: int = Field(ge=1)
+    published_at: datetime
+    manifest: ManifestWrite
+    changes: dict[ProjectName, Version | None] = Field(default_factory=dict)  # against sequence - 1; None: retired
+    project_count: int = Field(ge=0)
+    shards: dict[ShardId, Sha256] = Field(default_factory=dict)
+    signature: Signature | None = None
+
+
+class ReleaseShard(_Model):
+    """releases/shards/<sha256>.json: the entries of the projects whose shard id is the same."""
+
+    max_document_bytes: ClassVar[int] = 16 * 1024 * 1024
+
+    schema_version: Literal[2] = 2
+    projects: dict[ProjectName, ReleasedProject]
+
+
 class Release(_Model):
-    """Resolved desired state, written only by the validator. `sequence` only grows."""
+    """A whole release as its consumers use it: the root's facts and every project's entry. Stored split into a
+    root and shards (dagsync.core.releases); `sequence` only grows within a chain."""
 
-    max_document_bytes: ClassVar[int] = 32 * 1024 * 1024  # grows with the number of live projects
-
-    schema_version: Literal[1] = 1
     sequence: int = Field(ge=1)
     manifest_etag: str
     published_at: datetime
     projects: dict[ProjectName, ReleasedProject]
+    chain: Chain | None = None
+    changes: dict[ProjectName, Version | None] = Field(default_factory=dict)
 
 
 class ChangeEvent(_Model):
-    """Published to SNS after a release is written. Agents treat it only as a hint to sync now."""
+    """Published to SNS after a release is written, one message to every host queue. `root` is the signed root
+    exactly as stored; `entries` the changed projects' entries (None: retired), left out when the message would be
+    too large. A host trusts nothing here that the root's signature and shard digests do not vouch for."""
 
-    sequence: int = Field(ge=1)
+    schema_version: Literal[2] = 2
     release_etag: str
-    published_at: datetime
-    changed: list[ProjectName] = Field(default_factory=list)
+    root: dict[str, Any]
+    entries: dict[ProjectName, dict[str, Any] | None] | None = None
+
+    @property
+    def sequence(self) -> int:
+        """The sequence the root claims (unverified: for logs and ordering hints only)."""
+        value = self.root.get("sequence")
+        return value if isinstance(value, int) else 0
+
+    @property
+    def changed(self) -> list[str]:
+        changes = self.root.get("changes")
+        return sorted(changes) if isinstance(changes, dict) else []
 
 
 class Rejection(_Model):
@@ -134,21 +201,12 @@ class Rejection(_Model):
 
 
 class HistoryEntry(_Model):
-    """A project's live version changed in release `sequence` (version None: retired)."""
+    """A project's live version changed in release `sequence` (version None: retired). One marker object per change
+    under status/history/<project>/ (dagsync.core.keys.history_marker), written by the validator."""
 
     sequence: int = Field(ge=1)
     version: Version | None
-    sha256: Sha256 | None = None
-    at: datetime
-
-
-class ProjectHistory(_Model):
-    """status/history/<project>.json, appended by the validator: what was live, and from which release."""
-
-    max_document_bytes: ClassVar[int] = 4 * 1024 * 1024
-
-    project: ProjectName
-    entries: list[HistoryEntry] = Field(default_factory=list)
+    at: datetime | None = None
 
 
 class HostStatus(_Model):

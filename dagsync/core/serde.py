@@ -99,15 +99,38 @@ def dump_yaml(model: BaseModel) -> bytes:
 
 
 def load_json(model: type[M], data: bytes, what: str) -> M:
-    text = _decode(data, what, _limit(model))
+    return _validate(model, parse_json_object(data, what, _limit(model)), what)
+
+
+def dump_json(model: BaseModel) -> bytes:
+    return model.model_dump_json(indent=2).encode()
+
+
+def canonical(data: Any) -> bytes:
+    """The one byte form of a JSON value that is hashed or signed: keys sorted, no whitespace, UTF-8. The values
+    are JSON's own (strings, integers, floats, booleans, null), so parsing the bytes and encoding them again gives
+    the same bytes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def dump_canonical(model: BaseModel) -> bytes:
+    return canonical(model.model_dump(mode="json"))
+
+
+def parse_json_object(data: bytes, what: str, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
+    """The raw JSON object in `data` (for what must be checked byte for byte before it is trusted)."""
+    text = _decode(data, what, limit)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise DocumentError(f"{what} is nested too deeply") from None
+    if not isinstance(raw, dict):
+        raise DocumentError(f"{what} must be a mapping at the top level, not a {type(raw).__name__}")
+    return raw
+
+
+def validate_raw(model: type[M], raw: Any, what: str) -> M:
+    """A model from an already parsed document, with the same error messages as load_json/load_yaml."""
     return _validate(model, raw, what)
-
-
-def dump_json(model: BaseModel) -> bytes:
-    return model.model_dump_json(indent=2).encode()

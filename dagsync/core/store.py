@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import ClientError
@@ -30,6 +31,12 @@ class Blob:
     etag: str
 
 
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    last_modified: datetime
+
+
 class ObjectStore(Protocol):
     def get(self, key: str, *, if_none_match: str | None = None) -> Blob | None: ...
 
@@ -46,6 +53,8 @@ class ObjectStore(Protocol):
     def download(self, key: str, fileobj: BinaryIO, *, on_bytes: Callable[[int], None] | None = None) -> None: ...
 
     def list_keys(self, prefix: str) -> list[str]: ...
+
+    def list_objects(self, prefix: str) -> list[Listed]: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -123,11 +132,14 @@ class S3Store:
                 on_bytes(len(chunk))
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return [listed.key for listed in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[Listed]:
+        found: list[Listed] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+            found.extend(Listed(obj["Key"], obj["LastModified"]) for obj in page.get("Contents", []))
+        return found
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dagsync.core import history, keys
+from dagsync.core import history, keys, releases
 from dagsync.core.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, iter_members
 from dagsync.core.dagcheck import inspect_members
-from dagsync.core.documents import JSON, read_catalog, read_rejection, read_release
-from dagsync.core.models import Catalog, ChangeEvent, Manifest, Rejection, Release, ReleasedProject, utcnow
-from dagsync.core.serde import DocumentError, dump_json, load_yaml
+from dagsync.core.documents import JSON, read_catalog, read_rejection
+from dagsync.core.models import Catalog, ChangeEvent, Manifest, ManifestWrite, Rejection, ReleasedProject, utcnow
+from dagsync.core.serde import DocumentError, canonical, dump_json, load_yaml
 from dagsync.core.store import ObjectNotFound, ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
+MAX_EVENT_BYTES = 200 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Validator:
         limits: Limits = DEFAULT_LIMITS,
         attempts: int = 3,
         record_history: bool = True,
+        signer: releases.Signer | None = None,
+        verifier: releases.Verifier | None = None,
     ) -> None:
         self.store = store
         self.on_release = on_release
@@ -50,6 +54,10 @@ class Validator:
         self.limits = limits
         self.attempts = attempts
         self.record_history = record_history
+        self.signer = signer
+        self.verifier = verifier or releases.AcceptUnsigned()
+        # Shards by digest: content-addressed, so a warm container keeps them and reads only what is new.
+        self.shards = releases.ShardCache()
 
     def run(self, *, recheck_rejected: bool = False) -> Outcome:
         """Validate the current manifest. `recheck_rejected` (the schedule) looks again at a manifest that
@@ -61,56 +69,75 @@ class Validator:
                 log.info("release.json changed while validating; starting over")
         raise RuntimeError(f"release.json kept changing during {self.attempts} attempts")
 
+    def _previous(self) -> tuple[releases.StoredRoot | None, str | None, dict[str, ReleasedProject]]:
+        """The current root (None when there is none, or when it cannot be built on: then the next release starts
+        a new chain), the ETag to replace, and the current projects."""
+        try:
+            stored = releases.read_root(self.store, self.verifier)
+        except (DocumentError, releases.UntrustedRelease) as exc:
+            log.warning("release.json cannot be built on (%s); the next release starts a new chain", exc)
+            blob = self.store.get(keys.RELEASE_KEY)
+            return None, blob.etag if blob else None, {}
+        if stored is None:
+            return None, None, {}
+        projects = releases.load_shards(self.store, stored.root, self.shards)
+        self.shards.keep(stored.root.shards.values())
+        return stored, stored.etag, projects
+
     def _run_once(self, recheck_rejected: bool) -> Outcome:
         # Release first, then manifest: the manifest read is then at least as new as the one the release was
         # built from, and the IfMatch on the release makes sure nobody released anything in between.
         # (Manifest first would let a slow run release an old manifest over a newer release.)
-        previous, previous_etag = read_release(self.store)
+        previous, previous_etag, current = self._previous()
+        if recheck_rejected and previous is not None:
+            self._repair_history(previous)
         blob = self.store.get(keys.MANIFEST_KEY)
         if blob is None:
             return Outcome("noop", "no manifest yet")
-        if previous is not None and previous.manifest_etag == blob.etag:
-            return Outcome("noop", "manifest unchanged since release", sequence=previous.sequence)
+        if previous is not None and previous.root.manifest.etag == blob.etag:
+            return Outcome("noop", "manifest unchanged since release", sequence=previous.root.sequence)
         rejected = _read_rejection(self.store)
         already = rejected is not None and rejected.manifest_etag == blob.etag
         if already and not recheck_rejected:
             assert rejected is not None
             return Outcome("noop", "manifest already rejected", errors=list(rejected.errors))
 
-        resolved, errors = self._check(blob.data, previous)
+        resolved, errors = self._check(blob.data, current)
         if errors:
             if already and rejected is not None and rejected.errors == errors:
                 return Outcome("noop", "manifest still rejected", errors=errors)
             return self._reject(blob.etag, errors)
 
-        sequence = (previous.sequence if previous else 0) + 1
-        release = Release(sequence=sequence, manifest_etag=blob.etag, published_at=utcnow(), projects=resolved)
-        data = dump_json(release)
-        if previous_etag is None:
-            etag = self.store.put(keys.RELEASE_KEY, data, if_none_match="*", content_type=JSON)
-        else:
-            etag = self.store.put(keys.RELEASE_KEY, data, if_match=previous_etag, content_type=JSON)
-        changed = changed_projects(previous, release)
-        self.on_release(
-            ChangeEvent(sequence=sequence, release_etag=etag, published_at=release.published_at, changed=changed)
-        )
+        draft = releases.draft(previous, current, resolved, manifest=ManifestWrite(etag=blob.etag), now=utcnow())
+        data, etag = releases.write(self.store, draft, self.signer, previous_etag)
+        sequence, changes = draft.root.sequence, dict(draft.root.changes)
+        self.shards.keep(draft.root.shards.values())
+        for key, shard in draft.shards.items():
+            self.shards.put(key, releases.parse_shard(shard, key))
+        self.on_release(change_event(data, etag, resolved, changes))
         if self.record_history:
-            history.record(self.store, release, changed)
-        return Outcome("accepted", f"release {sequence}", sequence=sequence, changed=changed)
+            history.record(self.store, sequence, changes)
+        return Outcome("accepted", f"release {sequence}", sequence=sequence, changed=sorted(changes))
 
-    def _check(self, data: bytes, previous: Release | None) -> tuple[dict[str, ReleasedProject], list[str]]:
+    def _repair_history(self, previous: releases.StoredRoot) -> None:
+        """releases/<sequence>.json for the current release, if a run died between release.json and it."""
+        if releases.record(self.store, previous.root.sequence, canonical(previous.raw)):
+            log.warning("releases/%s was missing and has been written", previous.root.sequence)
+
+    def _check(self, data: bytes, current: dict[str, ReleasedProject]) -> tuple[dict[str, ReleasedProject], list[str]]:
         try:
             manifest = load_yaml(Manifest, data, keys.MANIFEST_KEY)
         except DocumentError as exc:
             return {}, [str(exc)]
-        resolved, errors = self._resolve(manifest, previous)
+        resolved, errors = self._resolve(manifest, current)
         return resolved, errors + duplicate_dag_ids(resolved)
 
-    def _resolve(self, manifest: Manifest, previous: Release | None) -> tuple[dict[str, ReleasedProject], list[str]]:
+    def _resolve(self, manifest: Manifest, current: dict[str, ReleasedProject]) -> tuple[
+            dict[str, ReleasedProject], list[str]]:
         resolved: dict[str, ReleasedProject] = {}
         errors: list[str] = []
         for project, version in manifest.projects.items():
-            prior = previous.projects.get(project) if previous else None
+            prior = current.get(project)
             if prior is not None and prior.version == version:
                 resolved[project] = prior  # validated when it went live; hosts re-check its sha256
                 continue
@@ -219,7 +246,12 @@ def duplicate_dag_ids(projects: dict[str, ReleasedProject]) -> list[str]:
     ]
 
 
-def changed_projects(previous: Release | None, current: Release) -> list[str]:
-    before = previous.projects if previous else {}
-    names = set(before) | set(current.projects)
-    return sorted(n for n in names if before.get(n) != current.projects.get(n))
+def change_event(root: bytes, etag: str, projects: dict[str, ReleasedProject],
+                 changes: dict[str, str | None]) -> ChangeEvent:
+    """The message for every host: the signed root as stored, and the changed projects' entries while the message
+    stays well under SNS's 256 KB (hosts fetch the shards otherwise)."""
+    entries = {p: (projects[p].model_dump(mode="json") if v is not None else None) for p, v in changes.items()}
+    event = ChangeEvent(release_etag=etag, root=json.loads(root), entries=entries)
+    if len(event.model_dump_json()) > MAX_EVENT_BYTES:
+        event = ChangeEvent(release_etag=etag, root=event.root)
+    return event

@@ -12,6 +12,7 @@ import time
 from dagsync.core import keys
 from dagsync.core.documents import read_rejection, read_release
 from dagsync.core.models import HostStatus, Rejection, Release
+from dagsync.core.releases import ShardCache
 from dagsync.core.store import ObjectStore
 from dagsync.publish.change import ManifestChange
 from dagsync.publish.view import host_statuses
@@ -63,9 +64,9 @@ def _manifest_etag(store: ObjectStore) -> str | None:
     return blob.etag if blob else None
 
 
-def _check(store: ObjectStore, change: ManifestChange) -> Release | None:
+def _check(store: ObjectStore, change: ManifestChange, cache: ShardCache | None = None) -> Release | None:
     """One look: the release that answers for `change`, None for "not yet"; raises Rejected or Superseded."""
-    release, _ = read_release(store)
+    release, _ = read_release(store, cache)
     if release is not None:
         if release.manifest_etag == change.etag:
             return release
@@ -92,8 +93,9 @@ def wait_for_release(
     """Return the release that includes `change`; raise Rejected, Superseded or WaitTimeout."""
     deadline = time.monotonic() + timeout
     pause = threading.Event().wait
+    cache = ShardCache()  # each look reads the root, and only the shards that changed since the last look
     while True:
-        release = _check(store, change)
+        release = _check(store, change, cache)
         if release is not None:
             return release
         if time.monotonic() >= deadline:

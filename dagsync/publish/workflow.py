@@ -67,7 +67,7 @@ def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
     manifest, _ = read_manifest(store)
     live = live_version(store, project)
     live_at: dict[str, list[int]] = {}
-    for h in history.entries:
+    for h in history:
         if h.version:
             live_at.setdefault(h.version, []).append(h.sequence)
     return {
@@ -81,7 +81,8 @@ def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
             for e in reversed(catalog.entries)
         ],
         "releases": [
-            {"sequence": h.sequence, "version": h.version, "at": h.at.isoformat()} for h in reversed(history.entries)
+            {"sequence": h.sequence, "version": h.version, "at": h.at.isoformat() if h.at else None}
+            for h in reversed(history)
         ],
     }
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagsync.core import keys
+from dagsync.core import documents
 from dagsync.core.aws import AwsSettings
 from dagsync.core.models import Release
-from dagsync.core.serde import load_json
 from dagsync.core.store import S3Store
 from dagsync.core.topology import Topology
 from dagsync.local.stack import EventSourceRunner, provision
@@ -57,8 +56,7 @@ class Published:
 
 
 def read_release(store: S3Store) -> Release | None:
-    blob = store.get(keys.RELEASE_KEY)
-    return None if blob is None else load_json(Release, blob.data, keys.RELEASE_KEY)
+    return documents.read_release(store)[0]
 
 
 def matches_release(dags: Path, release: Release) -> bool:

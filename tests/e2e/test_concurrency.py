@@ -38,7 +38,7 @@ def start(stack: LocalStackProcess, project: str, version: str, folder: Path) ->
 def live_at(history: Any, sequence: int) -> str | None:
     """The version of a project live in release `sequence`, from its history."""
     version = None
-    for entry in history.entries:
+    for entry in history:
         if entry.sequence <= sequence:
             version = entry.version
     return version
@@ -89,7 +89,7 @@ def test_25_concurrent_publishers_lose_nothing_and_are_told_the_truth(stack: Loc
     # And each shared publisher was told the truth: 0 only if its version was live in the release it named,
     # 5 (superseded) naming a version that really replaced it; the last writer's version is the one live
     history = read_history(store, SHARED)
-    assert [e.sequence for e in history.entries] == sorted({e.sequence for e in history.entries})
+    assert [e.sequence for e in history] == sorted({e.sequence for e in history})
     for version in shared:
         code, doc, err = results[(SHARED, version)]
         if code == 0:

@@ -62,14 +62,17 @@ def bare_store() -> Iterator[S3Store]:
         yield S3Store(client, "dagsync-artifacts")
 
 
-def many_projects(store: ObjectStore, count: int) -> None:
-    """`count` small projects, catalogued and live in one release (written directly: quick)."""
+def many_projects(store: ObjectStore, count: int) -> Recorder:
+    """`count` small projects, catalogued and live in one release (written directly: quick). Returns the validator
+    that released them, warm as a Lambda container is between invocations."""
     projects = {}
     for i in range(count):
         write_direct(store, f"p{i:04d}", "1", tar_gz(("dag.py", dag(f"p{i:04d}_daily"))), promote=False)
         projects[f"p{i:04d}"] = "1"
     set_manifest(store, projects)
-    assert Recorder(store).run().status == "accepted"
+    recorder = Recorder(store)
+    assert recorder.run().status == "accepted"
+    return recorder
 
 
 class RequestCounter:

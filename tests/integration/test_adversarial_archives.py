@@ -16,13 +16,14 @@ import pytest
 
 from dagsync.core import keys
 from dagsync.core.archive import UnsafeArchive, extract, iter_members
+from dagsync.core.documents import read_release
 from dagsync.core.models import Catalog, CatalogEntry, Manifest, Release, ReleasedProject
-from dagsync.core.serde import dump_json, dump_yaml, load_json
+from dagsync.core.serde import dump_yaml
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
 from dagsync.publish.publisher import publish
 from tests.integration.adversarial import HOSTILE_ARCHIVES, Hostile
-from tests.support.projects import EXAMPLES
+from tests.support.projects import EXAMPLES, put_release
 
 _BUILT: dict[str, bytes] = {}
 CASES = [pytest.param(h, id=h.name.replace(" ", "-")) for h in HOSTILE_ARCHIVES]
@@ -120,14 +121,13 @@ def test_the_agent_refuses_it_even_inside_a_hand_written_release(
     data = built(hostile)
     key = keys.archive_key("evil", "1")
     store.client.put_object(Bucket=store.bucket, Key=key, Body=data)
-    blob = store.get(keys.RELEASE_KEY)
-    assert blob is not None
-    current = load_json(Release, blob.data, keys.RELEASE_KEY)
+    current, _ = read_release(store)
+    assert current is not None
     evil = ReleasedProject(version="1", archive_key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                            files=1, uncompressed_size=len(data))
     forged = Release(sequence=current.sequence + 1, manifest_etag='"forged"', published_at=datetime.now(UTC),
-                     projects={**current.projects, "evil": evil})
-    store.client.put_object(Bucket=store.bucket, Key=keys.RELEASE_KEY, Body=dump_json(forged))
+                     projects={**current.projects, "evil": evil}, chain=current.chain)
+    put_release(store, forged)
     result = syncer.sync(full=True)
     # Then the agent refuses that project with the archive's reason and keeps the live one as it was
     assert result.outcome == "error" and result.error is not None and hostile.reason in result.error, result

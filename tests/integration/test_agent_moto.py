@@ -107,7 +107,7 @@ def test_change_event_through_sns_flips_without_waiting_for_the_timer(
     dags = tmp_path / "dags"
     assert wait_for(lambda: agent.health.ready, WAIT)
     rel = put_release(store, tmp_path, 2, {"alpha": ("2", "a = 2\n")})
-    event = ChangeEvent(sequence=2, release_etag='"x"', published_at=rel.published_at, changed=["alpha"])
+    event = ChangeEvent(release_etag='"x"', root=json.loads(store.get(keys.RELEASE_KEY).data))  # type: ignore[union-attr]
     aws["settings"].client("sns").publish(TopicArn=aws["topic_arn"], Message=event.model_dump_json())
     assert wait_for(lambda: link(dags, "alpha") == f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}", WAIT)
     assert sample(agent, "dagsync_agent_event_to_flip_seconds_sum") > 0

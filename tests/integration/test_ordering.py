@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from dagsync.core import keys
-from dagsync.core.models import Release
-from dagsync.core.serde import load_json
+from dagsync.core.documents import read_release
+from dagsync.core.models import ChangeEvent, Release
 from dagsync.core.store import Blob, S3Store
 from dagsync.gate.validator import Validator
 from dagsync.lambdas.invoke import InvocationContext
@@ -25,9 +25,9 @@ ROUNDS = 60
 
 
 def release_now(store: S3Store) -> Release:
-    blob = store.get(keys.RELEASE_KEY)
-    assert blob is not None
-    return load_json(Release, blob.data, keys.RELEASE_KEY)
+    release, _ = read_release(store)
+    assert release is not None
+    return release
 
 
 def folder_release(dags: Path, releases: list[Release]) -> int | None:
@@ -58,7 +58,7 @@ def test_stale_duplicated_and_reordered_release_reads_never_move_the_host_back(s
         blob = store.get(keys.RELEASE_KEY)
         assert blob is not None
         bodies.append(blob.data)
-        releases.append(load_json(Release, blob.data, keys.RELEASE_KEY))
+        releases.append(release_now(store))
     # And a host agent
     dags = tmp_path / "dags"
     syncer = make_syncer(AgentConfig(dags_dir=dags, bucket=store.bucket, host="host-1"), Metrics(),
@@ -109,7 +109,7 @@ def test_reordered_and_duplicated_manifest_events_release_only_the_current_manif
     release = release_now(store)
     assert release.manifest_etag == current.etag and release.projects["alpha"].version == "5"
     events = [json.loads(m["Body"]) for m in _drain(aws)]
-    assert [e["sequence"] for e in events] == [1]
+    assert [ChangeEvent.model_validate(e).sequence for e in events] == [1]
 
 
 def _drain(aws: dict[str, Any]) -> list[dict[str, Any]]:

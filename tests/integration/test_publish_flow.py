@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from dagsync.core import keys
 from dagsync.core.documents import read_catalog, read_manifest, read_release
+from dagsync.core.models import ChangeEvent
 from dagsync.core.store import S3Store
 from dagsync.lambdas.invoke import InvocationContext
 from dagsync.publish.publisher import PublishError, promote, publish, retire
@@ -80,7 +81,7 @@ def test_manifest_event_releases_and_fans_out(aws: dict[str, Any], store: S3Stor
     assert release is not None and release.sequence == 1
     assert release.projects["sales"].version == "1.0.0"
     messages = drain(aws)
-    assert [(m["sequence"], m["changed"]) for m in messages] == [(1, ["sales"])]
+    assert [(e.sequence, e.changed) for e in map(ChangeEvent.model_validate, messages)] == [(1, ["sales"])]
 
 
 def test_scheduled_event_takes_the_same_path_and_is_a_noop_when_unchanged(store: S3Store, handler: Any) -> None:

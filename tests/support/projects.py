@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagsync.core import keys, serde
+from dagsync.core import keys, releases
 from dagsync.core.archive import build_archive
 from dagsync.core.documents import JSON
-from dagsync.core.models import Release, ReleasedProject
+from dagsync.core.models import Chain, ManifestWrite, Release, ReleasedProject
 from dagsync.core.store import ObjectStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -66,7 +66,25 @@ def write_release(store: ObjectStore, src: Path, sequence: int, projects: dict[s
         store.put(key, built.data)
         released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256, size=built.size,
                                          files=built.files, uncompressed_size=built.uncompressed_size)
-    release = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released)
+    release = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released,
+                      chain=TEST_CHAIN)
     if write:
-        store.put(keys.RELEASE_KEY, serde.dump_json(release), content_type=JSON)
+        put_release(store, release)
     return release
+
+
+# The chain every release the tests write by hand belongs to (a validator makes its own).
+TEST_CHAIN = Chain(id="7e57" * 8, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def put_release(store: ObjectStore, release: Release, signer: releases.Signer | None = None) -> bytes:
+    """Store `release` as it is (its sequence, its chain or TEST_CHAIN) the way the validator stores one: its
+    shards, then its root at release.json and releases/<sequence>.json, unconditionally. Returns the root's bytes."""
+    made = releases.compose(sequence=release.sequence, chain=release.chain or TEST_CHAIN, after=dict(release.projects),
+                            manifest=ManifestWrite(etag=release.manifest_etag), now=release.published_at)
+    for key, data in made.shards.items():
+        store.put(keys.shard_key(key), data, content_type=JSON)
+    data = releases.encode_root(made.root, signer)
+    store.put(keys.RELEASE_KEY, data, content_type=JSON)
+    store.put(keys.release_key(release.sequence), data, content_type=JSON)
+    return data

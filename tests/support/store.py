@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import BinaryIO
 
-from dagsync.core.store import Blob, NotModified, ObjectNotFound, PreconditionFailed
+from dagsync.core.store import Blob, Listed, NotModified, ObjectNotFound, PreconditionFailed
 
 
 class FakeStore:
@@ -29,6 +30,7 @@ class FakeStore:
         self.downloads: list[str] = []
         self.puts: list[str] = []
         self.refused: list[str] = []
+        self.modified: dict[str, datetime] = {}  # as S3's LastModified
         self._races: dict[str, Callable[[], object]] = {}
 
     def _check(self) -> None:
@@ -61,6 +63,7 @@ class FakeStore:
         self.puts.append(key)
         self.objects[key] = bytes(data)
         self.etags[key] = f'"{hashlib.md5(data).hexdigest()}"'
+        self.modified[key] = datetime.now(UTC)
         return self.etags[key]
 
     def download(self, key: str, fileobj: BinaryIO, *, on_bytes: Callable[[int], None] | None = None) -> None:
@@ -76,6 +79,10 @@ class FakeStore:
     def list_keys(self, prefix: str) -> list[str]:
         self._check()
         return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def list_objects(self, prefix: str) -> list[Listed]:
+        # A test may set objects directly, without a put: such an object is as new as the listing.
+        return [Listed(key, self.modified.get(key, datetime.now(UTC))) for key in self.list_keys(prefix)]
 
     def delete(self, key: str) -> None:
         self._check()

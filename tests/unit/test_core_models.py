@@ -66,9 +66,10 @@ def test_release_sequence_starts_at_one() -> None:
 
 
 def test_change_event_and_host_status_validate_names() -> None:
-    ChangeEvent(sequence=1, release_etag="e", published_at=datetime.now(UTC), changed=["sales"])
+    event = ChangeEvent(release_etag="e", root={"sequence": 1, "changes": {"sales": "1.0"}}, entries={"sales": None})
+    assert (event.sequence, event.changed) == (1, ["sales"])
     with pytest.raises(ValidationError):
-        ChangeEvent(sequence=1, release_etag="e", published_at=datetime.now(UTC), changed=["../etc"])
+        ChangeEvent(release_etag="e", root={}, entries={"../etc": None})
     with pytest.raises(ValidationError):
         HostStatus(host="Bad Host", sequence=0, agent_version="x", updated_at=datetime.now(UTC))
 

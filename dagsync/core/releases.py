@@ -1,0 +1,267 @@
+"""Releases as stored: a small signed root and content-addressed shards.
+
+    release.json                   the current root (validator only; IfMatch on the previous one)
+    releases/<sequence>.json       every accepted root, immutable (IfNoneMatch), the same bytes release.json had
+    releases/shards/<sha256>.json  the entries of the projects whose shard id (first byte of sha256(name)) is the
+                                   same; named by the sha256 of their canonical bytes, immutable, shared by releases
+
+A change rewrites only the shards of the projects it changes, so the validator's writes and a host's reads grow
+with the change, not with the number of projects. The root lists every shard's digest and is signed over its
+canonical bytes, so one signature check and one sha256 per shard vouch for every entry. See docs/design.md."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from dagsync.core import keys
+from dagsync.core.models import (
+    Chain,
+    ManifestWrite,
+    Release,
+    ReleasedProject,
+    ReleaseRoot,
+    ReleaseShard,
+    Signature,
+)
+from dagsync.core.serde import DocumentError, canonical, parse_json_object, validate_raw
+from dagsync.core.store import ObjectStore, PreconditionFailed
+
+JSON = "application/json"
+FETCH_WORKERS = 8
+
+
+class UntrustedRelease(ValueError):
+    """A release root or shard that must not be applied: unsigned, badly signed, by a key not trusted, or bytes
+    that do not match the digest the root names. The message says which."""
+
+
+class Verifier(Protocol):
+    """Decides whether a root (as parsed from its bytes, signature included) may be trusted."""
+
+    def verify(self, root: Mapping[str, Any]) -> None: ...
+
+
+class Signer(Protocol):
+    def sign(self, payload: bytes) -> Signature: ...
+
+
+class AcceptUnsigned:
+    """Trusts every root, signed or not: only for a deployment that chose to run without signatures."""
+
+    def verify(self, root: Mapping[str, Any]) -> None:
+        return None
+
+
+def signed_payload(root: Mapping[str, Any]) -> bytes:
+    """What a signature covers: the root's canonical bytes without the signature itself."""
+    return canonical({k: v for k, v in root.items() if k != "signature"})
+
+
+def shard_of(project: str) -> str:
+    return hashlib.sha256(project.encode()).hexdigest()[:2]
+
+
+def encode_shard(projects: Mapping[str, ReleasedProject]) -> bytes:
+    return canonical(ReleaseShard(projects=dict(sorted(projects.items()))).model_dump(mode="json"))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ShardCache:
+    """Parsed shards by digest. Digests name content, so an entry is never stale; `keep` drops the rest."""
+
+    def __init__(self) -> None:
+        self._shards: dict[str, dict[str, ReleasedProject]] = {}
+
+    def get(self, key: str) -> dict[str, ReleasedProject] | None:
+        return self._shards.get(key)
+
+    def put(self, key: str, projects: dict[str, ReleasedProject]) -> None:
+        self._shards[key] = projects
+
+    def keep(self, digests: Iterable[str]) -> None:
+        wanted = set(digests)
+        for key in [k for k in self._shards if k not in wanted]:
+            del self._shards[key]
+
+
+@dataclass(frozen=True)
+class StoredRoot:
+    """A root as read: the model, the raw object its signature was checked on, and its ETag."""
+
+    root: ReleaseRoot
+    raw: dict[str, Any]
+    etag: str
+
+
+def parse_root(data: bytes, verifier: Verifier, what: str = keys.RELEASE_KEY) -> tuple[ReleaseRoot, dict[str, Any]]:
+    """Parse and verify a root; DocumentError if it is not a root at all, UntrustedRelease if it is not trusted."""
+    raw = parse_json_object(data, what, ReleaseRoot.max_document_bytes)
+    if raw.get("schema_version") != 2:
+        raise DocumentError(f"{what} is invalid: not a release root of schema_version 2 "
+                            f"(schema_version {raw.get('schema_version')!r})")
+    verifier.verify(raw)
+    return validate_raw(ReleaseRoot, raw, what), raw
+
+
+def read_root(store: ObjectStore, verifier: Verifier, *, sequence: int | None = None,
+              if_none_match: str | None = None) -> StoredRoot | None:
+    """The current root (or release `sequence` from the history); None when there is none. Raises NotModified
+    when `if_none_match` is its ETag."""
+    key = keys.RELEASE_KEY if sequence is None else keys.release_key(sequence)
+    blob = store.get(key, if_none_match=if_none_match)
+    if blob is None:
+        return None
+    root, raw = parse_root(blob.data, verifier, key)
+    if sequence is not None and root.sequence != sequence:
+        raise UntrustedRelease(f"{key} holds release {root.sequence}, not {sequence}")
+    return StoredRoot(root=root, raw=raw, etag=blob.etag)
+
+
+def parse_shard(data: bytes, expected: str) -> dict[str, ReleasedProject]:
+    found = digest(data)
+    if found != expected:
+        raise UntrustedRelease(f"{keys.shard_key(expected)}: its bytes have sha256 {found[:12]}, not the root's "
+                               f"{expected[:12]}")
+    raw = parse_json_object(data, keys.shard_key(expected), ReleaseShard.max_document_bytes)
+    return dict(validate_raw(ReleaseShard, raw, keys.shard_key(expected)).projects)
+
+
+def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dict[str, ReleasedProject]:
+    """Every entry of the release, each shard from the cache or fetched (and checked against its digest)."""
+    missing = sorted({d for d in root.shards.values() if cache.get(d) is None})
+
+    def fetch(key: str) -> tuple[str, dict[str, ReleasedProject]]:
+        blob = store.get(keys.shard_key(key))
+        if blob is None:
+            raise UntrustedRelease(f"release {root.sequence} names {keys.shard_key(key)}, which is missing")
+        return key, parse_shard(blob.data, key)
+
+    if missing:
+        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(missing))) as pool:
+            for key, fetched in pool.map(fetch, missing):
+                cache.put(key, fetched)
+    projects: dict[str, ReleasedProject] = {}
+    for shard_id, key in sorted(root.shards.items()):
+        entries = cache.get(key)
+        assert entries is not None
+        for name, entry in entries.items():
+            if shard_of(name) != shard_id:
+                raise UntrustedRelease(f"{keys.shard_key(key)} holds {name}, which belongs in shard {shard_of(name)}")
+            projects[name] = entry
+    if len(projects) != root.project_count:
+        raise UntrustedRelease(f"release {root.sequence} says {root.project_count} projects, its shards hold "
+                               f"{len(projects)}")
+    return projects
+
+
+def assemble(root: ReleaseRoot, projects: dict[str, ReleasedProject]) -> Release:
+    return Release(sequence=root.sequence, manifest_etag=root.manifest.etag, published_at=root.published_at,
+                   projects=projects, chain=root.chain, changes=dict(root.changes))
+
+
+def read_release(store: ObjectStore, verifier: Verifier, cache: ShardCache | None = None, *,
+                 sequence: int | None = None) -> Release | None:
+    """The whole current release (or release `sequence`), or None when there is none."""
+    stored = read_root(store, verifier, sequence=sequence)
+    if stored is None:
+        return None
+    return assemble(stored.root, load_shards(store, stored.root, cache or ShardCache()))
+
+
+def changes_between(before: Mapping[str, ReleasedProject], after: Mapping[str, ReleasedProject]) -> dict[
+        str, str | None]:
+    """project -> its new version (None: retired) for every project whose entry differs."""
+    names = set(before) | set(after)
+    return {n: (after[n].version if n in after else None) for n in sorted(names) if before.get(n) != after.get(n)}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A release ready to be signed and written: its root (unsigned) and the shards it adds."""
+
+    root: ReleaseRoot
+    shards: dict[str, bytes]  # digest -> canonical bytes
+    release: Release
+
+
+def draft(previous: StoredRoot | None, before: Mapping[str, ReleasedProject], after: dict[str, ReleasedProject], *,
+          manifest: ManifestWrite, now: datetime) -> Draft:
+    """The release after `previous` whose projects are `after`: only the shards of changed projects are new."""
+    return compose(
+        sequence=(previous.root.sequence if previous else 0) + 1,
+        chain=previous.root.chain if previous else Chain(id=uuid.uuid4().hex, created_at=now),
+        before=before, after=after, table=dict(previous.root.shards) if previous else {},
+        manifest=manifest, now=now,
+    )
+
+
+def compose(*, sequence: int, chain: Chain, after: dict[str, ReleasedProject], manifest: ManifestWrite,
+            now: datetime, before: Mapping[str, ReleasedProject] | None = None,
+            table: Mapping[str, str] | None = None) -> Draft:
+    """A release of `after` whose shard table starts from `table` (the shards of `before`): the shards of the
+    projects that differ are made anew, every other digest is kept."""
+    before = before or {}
+    changes = changes_between(before, after)
+    shards_table = dict(table or {})
+    touched = {shard_of(p) for p in changes} if table is not None else {shard_of(p) for p in after}
+    grouped: dict[str, dict[str, ReleasedProject]] = {sid: {} for sid in touched}
+    for name, entry in after.items():
+        sid = shard_of(name)
+        if sid in grouped:
+            grouped[sid][name] = entry
+    shards: dict[str, bytes] = {}
+    for sid, entries in grouped.items():
+        if not entries:
+            shards_table.pop(sid, None)
+            continue
+        data = encode_shard(entries)
+        shards_table[sid] = digest(data)
+        shards[shards_table[sid]] = data
+    root = ReleaseRoot(chain=chain, sequence=sequence, published_at=now, manifest=manifest, changes=changes,
+                       project_count=len(after), shards=dict(sorted(shards_table.items())))
+    return Draft(root=root, shards=shards, release=assemble(root, after))
+
+
+def encode_root(root: ReleaseRoot, signer: Signer | None) -> bytes:
+    """The root's stored bytes: canonical JSON, with the signature over the rest when there is a signer."""
+    raw = root.model_dump(mode="json", exclude={"signature"})
+    if signer is not None:
+        raw["signature"] = signer.sign(signed_payload(raw)).model_dump(mode="json")
+    return canonical(raw)
+
+
+def write(store: ObjectStore, draft: Draft, signer: Signer | None, previous_etag: str | None) -> tuple[bytes, str]:
+    """Shards, then release.json (IfMatch on the previous ETag: the one point where a release is decided), then
+    releases/<sequence>.json with the same bytes. Returns the root's bytes and release.json's new ETag.
+    PreconditionFailed: another run released first, and nothing was moved."""
+    for key, data in draft.shards.items():
+        with contextlib.suppress(PreconditionFailed):  # the same bytes are there already: shards are named by content
+            store.put(keys.shard_key(key), data, if_none_match="*", content_type=JSON)
+    data = encode_root(draft.root, signer)
+    if previous_etag is None:
+        etag = store.put(keys.RELEASE_KEY, data, if_none_match="*", content_type=JSON)
+    else:
+        etag = store.put(keys.RELEASE_KEY, data, if_match=previous_etag, content_type=JSON)
+    record(store, draft.root.sequence, data)
+    return data, etag
+
+
+def record(store: ObjectStore, sequence: int, data: bytes) -> bool:
+    """releases/<sequence>.json, once, with exactly the bytes release.json had. Written after release.json moved,
+    so the history never holds a release that was not released; a run that died in between left it missing, and
+    the next scheduled run writes it (True when this call wrote it)."""
+    try:
+        store.put(keys.release_key(sequence), data, if_none_match="*", content_type=JSON)
+    except PreconditionFailed:
+        return False
+    return True
