@@ -110,5 +110,6 @@ def package(source: Path, project: str, checks: Checks = AST_ONLY, limits: Limit
         raise PublishError(f"DAG content refused by Airflow {result.airflow_version}'s DagBag: "
                            + "; ".join(verdict.errors), verdict.errors)
     checked = {"parser": "airflow", "airflow_version": result.airflow_version, "python": str(result.python.path),
-               "chosen_by": result.python.chosen_by, "budget": budget.model_dump()}
+               "chosen_by": result.python.chosen_by, "budget": budget.model_dump(),
+               "airflow_startup_seconds": round(result.startup_seconds, 3)}
     return Packaged(built, verdict.record.dag_ids, verdict.record, verdict.warnings, checked)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class ParseResult:
     python: AirflowPython
     dags_folder: str  # where the project was parsed (to make Airflow's messages relative)
     files: list[FileResult]
+    startup_seconds: float = 0.0  # from starting the child until Airflow was imported in it
 
 
 class DagBagChild:
@@ -115,6 +117,8 @@ class DagBagChild:
             (self.work / sub).mkdir()
         self._log = (self.work / "child.log").open("w+b")
         self._events: queue.Queue[bytes | None] = queue.Queue()
+        self._started = time.perf_counter()
+        self._first_line_at: float | None = None
         try:
             self.proc = subprocess.Popen(
                 [os.path.abspath(python.path), "-I", "-B", str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -132,6 +136,8 @@ class DagBagChild:
 
     def _read(self, stream: IO[bytes]) -> None:
         for line in stream:
+            if self._first_line_at is None:
+                self._first_line_at = time.perf_counter()  # "ready": Airflow is imported
             self._events.put(line)
         self._events.put(None)
 
@@ -162,6 +168,7 @@ class DagBagChild:
         """Lay the archive out as `<dags>/<project>` and parse every file Airflow lists there."""
         _lay_out(archive, self.dags / project)
         ready = self._next(STARTUP_TIMEOUT_S)
+        startup = (self._first_line_at or time.perf_counter()) - self._started
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps({"project": project, "timeout": timeout}).encode() + b"\n")
@@ -176,7 +183,7 @@ class DagBagChild:
                                     exit=event["exit"]))
         if event.get("event") != "end":
             raise ParseFailed(f"{self.python.path} sent {event!r}, not the parse protocol")
-        return ParseResult(str(ready["airflow_version"]), self.python, str(self.dags), files)
+        return ParseResult(str(ready["airflow_version"]), self.python, str(self.dags), files, startup)
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
