@@ -111,5 +111,5 @@ def package(source: Path, project: str, checks: Checks = AST_ONLY, limits: Limit
                            + "; ".join(verdict.errors), verdict.errors)
     checked = {"parser": "airflow", "airflow_version": result.airflow_version, "python": str(result.python.path),
                "chosen_by": result.python.chosen_by, "budget": budget.model_dump(),
-               "airflow_startup_seconds": round(result.startup_seconds, 3)}
+               "airflow_startup_seconds": round(result.startup_seconds, 3), "network": result.network}
     return Packaged(built, verdict.record.dag_ids, verdict.record, verdict.warnings, checked)

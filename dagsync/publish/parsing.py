@@ -2,12 +2,14 @@
 
 The parse runs `dagbag_child.py` by path in the Airflow interpreter (`--airflow-python`, `$DAGSYNC_AIRFLOW_PYTHON`,
 or this interpreter when it can import airflow), in a scratch folder laid out like a host's DAG folder, with an
-environment built from an allow-list: DAG top-level code never sees the publisher's credentials (docs/validation.md
-says what it could still reach). The child is started before the archive is built, so Airflow imports meanwhile."""
+environment built from an allow-list: DAG top-level code never sees the publisher's credentials; and without network,
+in a network namespace of its own where the system allows one (docs/validation.md says what it could still reach).
+The child is started before the archive is built, so Airflow imports meanwhile."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -40,6 +42,20 @@ PASSED_PREFIXES = ("LC_",)
 # _SECRET variant, which Airflow would run or fetch).
 PASSED_AIRFLOW = frozenset({"AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX", "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE",
                             "AIRFLOW__CORE__DEFAULT_TIMEZONE"})
+
+
+@functools.cache
+def network_namespace() -> list[str]:
+    """`unshare -rn` when this system lets the publisher give the child a network namespace of its own (no network at
+    all, whatever DAG code runs: subprocesses too); else [] and only the child's Python-level guard refuses network."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return []
+    try:
+        probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [unshare, "-rn"] if probe.returncode == 0 else []
 
 
 class ParseFailed(Exception):
@@ -105,6 +121,7 @@ class ParseResult:
     dags_folder: str  # where the project was parsed (to make Airflow's messages relative)
     files: list[FileResult]
     startup_seconds: float = 0.0  # from starting the child until Airflow was imported in it
+    network: str = "refused by the child's Python audit hook"
 
 
 class DagBagChild:
@@ -112,6 +129,7 @@ class DagBagChild:
 
     def __init__(self, python: AirflowPython, environ: Mapping[str, str] | None = None) -> None:
         self.python = python
+        self.sandbox = network_namespace()
         self.work = Path(os.path.realpath(tempfile.mkdtemp(prefix="dagsync-parse-")))
         for sub in ("home", "tmp", "airflow", "dags"):
             (self.work / sub).mkdir()
@@ -121,8 +139,9 @@ class DagBagChild:
         self._first_line_at: float | None = None
         try:
             self.proc = subprocess.Popen(
-                [os.path.abspath(python.path), "-I", "-B", str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._log, cwd=self.work, env=child_env(os.environ if environ is None else environ, self.work),
+                [*self.sandbox, os.path.abspath(python.path), "-I", "-B", str(CHILD)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._log, cwd=self.work,
+                env=child_env(os.environ if environ is None else environ, self.work),
                 start_new_session=True)  # its own process group: close() kills whatever DAG code left behind
         except OSError as exc:
             self._cleanup()
@@ -183,7 +202,8 @@ class DagBagChild:
                                     exit=event["exit"]))
         if event.get("event") != "end":
             raise ParseFailed(f"{self.python.path} sent {event!r}, not the parse protocol")
-        return ParseResult(str(ready["airflow_version"]), self.python, str(self.dags), files, startup)
+        network = "none: a network namespace of its own (unshare -rn)" if self.sandbox else ParseResult.network
+        return ParseResult(str(ready["airflow_version"]), self.python, str(self.dags), files, startup, network)
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):

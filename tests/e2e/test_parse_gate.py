@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,10 @@ from dagsync.core.documents import read_catalog
 from dagsync.core.models import CatalogEntry
 from dagsync.core.store import S3Store
 from dagsync.local.procs import LocalStackProcess, _bin, aws_env, start_agent, wait_for
+from dagsync.publish import parsing
+from dagsync.publish.content import Checks
+from dagsync.publish.parsing import AirflowPython, network_namespace
+from dagsync.publish.publisher import publish as publish_in_process
 from tests.e2e.airflow_venv import ensure_airflow, parse_once
 
 pytestmark = pytest.mark.e2e
@@ -223,3 +228,44 @@ def test_dag_code_sees_none_of_the_publishers_credentials(
     # Then its top-level code saw no credential, no ~/.aws file and no network
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["dag_ids"] == ["network_refused", "saw_no_credentials"]
+
+
+@pytest.mark.skipif(not network_namespace(), reason="this system gives no unprivileged network namespace "
+                                                     "(unshare -rn); the parse falls back to the Python guard")
+def test_with_a_network_namespace_not_even_a_subprocess_of_dag_code_reaches_the_network(
+        stack: LocalStackProcess, airflow_python: Path, tmp_path: Path) -> None:
+    # Given a listener on the loopback interface, and a DAG file that connects to it from a subprocess (out of reach
+    # of the child's Python audit hook)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)"
+        folder = write(tmp_path / "sneaky", {"sneaky.py": HEAD + "import subprocess\nimport sys\n\n"
+                                             f"done = subprocess.run([sys.executable, '-c', {probe!r}])\n"
+                                             "reached = 'reached' if done.returncode == 0 else 'unreachable'\n"
+                                             f"with DAG(dag_id='network_' + reached, {ARGS}):\n    pass\n"})
+        # When it is parsed at publish
+        done = publish(stack, airflow_python, "sneaky", "1", folder, "--json")
+    # Then the subprocess found no network at all, and the output says how the child was isolated
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["dag_ids"] == ["network_unreachable"]
+    assert doc["checked_with"]["network"] == "none: a network namespace of its own (unshare -rn)"
+
+
+def test_without_a_network_namespace_the_python_guard_still_refuses_top_level_network(
+        store: S3Store, airflow_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a system that gives no network namespace (forced here), and a listener on the loopback interface
+    monkeypatch.setattr(parsing, "network_namespace", lambda: [])
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        folder = write(tmp_path / "direct", {"direct.py": HEAD + "import socket\n\ntry:\n"
+                                             f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+                                             "    reached = 'reached'\nexcept PermissionError:\n"
+                                             "    reached = 'refused'\n"
+                                             f"with DAG(dag_id='network_' + reached, {ARGS}):\n    pass\n"})
+        # When DAG code connects to it from Python at top level, during the parse at publish
+        result = publish_in_process(store, "direct", "1", folder,
+                                    checks=Checks(airflow=AirflowPython(airflow_python, "--airflow-python")))
+    # Then the child's audit hook refused it, and the output says that this is the guard in place
+    assert result.dag_ids == ["network_refused"]
+    assert result.checked.checked_with["network"] == "refused by the child's Python audit hook"
