@@ -66,7 +66,7 @@ def cmd_parse_cost(args: argparse.Namespace) -> int:
              f"every {interval:g} s):"]
     for p in doc["projects"]:
         cost = (f"{p['parse_seconds']:8.2f} s  {p['core_share']:6.1%} of a core" if p["parse_seconds"] is not None
-                else "       -   not measured (published without Airflow)")
+                else f"{'-':>8}    (not measured: published without Airflow)")
         lines.append(f"  {p['project']:<24} {p['version']:<16} {cost}  {p['dag_ids']} dag_ids")
     lines.append(f"total: {doc['total_seconds']:.2f} s per parse cycle, {doc['core_share']:.1%} of a core on every "
                  f"DAG processor ({doc['measured']} of {len(doc['projects'])} projects measured)")

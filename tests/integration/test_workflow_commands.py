@@ -270,7 +270,7 @@ def test_status_parse_cost_lists_the_live_projects_costliest_first(store: S3Stor
     cli.main(["status", "--parse-cost"])
     text = capsys.readouterr().out
     assert text.index("heavy") < text.index("light") < text.index("sales")
-    assert "not measured (published without Airflow)" in text and "15.0% of a core" in text
+    assert "(not measured: published without Airflow)" in text and "15.0% of a core" in text
     # And a project's history shows the parse time of each version
     code, history, _ = run(capsys, "history", "heavy")
     assert history["published"][0]["parse_seconds"] == 4.2 and history["published"][0]["airflow_version"] == "3.3.2"
