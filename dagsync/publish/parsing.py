@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
+import importlib.metadata
 import io
 import json
 import os
@@ -68,12 +68,18 @@ class AirflowPython:
     chosen_by: str  # "--airflow-python", "$DAGSYNC_AIRFLOW_PYTHON" or "this interpreter"
 
 
-def _airflow_importable() -> bool:
-    return importlib.util.find_spec("airflow") is not None
+def _airflow_installed() -> bool:
+    """apache-airflow is installed for this interpreter (asked of its metadata: importing airflow takes seconds, and a
+    folder named airflow in the working directory is not Airflow)."""
+    try:
+        importlib.metadata.version("apache-airflow")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def find_airflow_python(explicit: str | None, environ: Mapping[str, str], *,
-                        importable: Callable[[], bool] = _airflow_importable) -> AirflowPython | None:
+                        importable: Callable[[], bool] = _airflow_installed) -> AirflowPython | None:
     """The interpreter to parse with: the flag, else the environment variable, else this interpreter when it can
     import airflow; None when there is none (the `ast` checks only)."""
     env_name = constants.ENV_AIRFLOW_PYTHON
@@ -209,10 +215,12 @@ class DagBagChild:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # the child and anything DAG code started; not yet reaped
         self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._reader.join(timeout=5)
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        self._reader.join(timeout=5)  # the child is gone: its stdout is at EOF
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()  # (never under a reader still in it: that close would wait for the read)
         self._cleanup()
 
     def _cleanup(self) -> None:
