@@ -44,6 +44,10 @@ PASSED_AIRFLOW = frozenset({"AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX", "AIRFLOW__C
                             "AIRFLOW__CORE__DEFAULT_TIMEZONE"})
 
 
+NETWORK_NAMESPACE = "none: a network namespace of its own (unshare -rn)"
+NETWORK_HOOK = "refused by the child's Python audit hook"
+
+
 @functools.cache
 def network_namespace() -> list[str]:
     """`unshare -rn` when this system lets the publisher give the child a network namespace of its own (no network at
@@ -127,7 +131,7 @@ class ParseResult:
     dags_folder: str  # where the project was parsed (to make Airflow's messages relative)
     files: list[FileResult]
     startup_seconds: float = 0.0  # from starting the child until Airflow was imported in it
-    network: str = "refused by the child's Python audit hook"
+    network: str = ""  # how the child was kept off the network: NETWORK_NAMESPACE or NETWORK_HOOK
 
 
 class DagBagChild:
@@ -208,7 +212,7 @@ class DagBagChild:
                                     exit=event["exit"]))
         if event.get("event") != "end":
             raise ParseFailed(f"{self.python.path} sent {event!r}, not the parse protocol")
-        network = "none: a network namespace of its own (unshare -rn)" if self.sandbox else ParseResult.network
+        network = NETWORK_NAMESPACE if self.sandbox else NETWORK_HOOK
         return ParseResult(str(ready["airflow_version"]), self.python, str(self.dags), files, startup, network)
 
     def close(self) -> None:
