@@ -225,6 +225,31 @@ def _validator(doc: Doc, val: dict[str, Any], command: str) -> None:
                    f"{one['requests']} requests, {one['ms']:.0f} ms", None)
 
 
+def _parse_gate(doc: Doc, pg: dict[str, Any], cmds: dict[str, str]) -> None:
+    over, startup = pg["over_seconds"], pg["startup_seconds"]
+    own = pg["over_minus_startup_seconds"]
+    doc.target("publish with Airflow's DagBag, over today's publish + the files' parse time", "<= 1 s",
+               seconds_spread(over), over["median"] <= 1.0)
+    doc.target("the same, counting the parse child's import of Airflow as parse time", "<= 1 s",
+               seconds_spread(own), own["median"] <= 1.0)
+    doc.add(f"## Parse gate: publishing with Airflow {pg['airflow_version']}'s DagBag", "",
+            f"`{cmds.get('parse_gate', 'python -m bench.parse_gate')}`", "",
+            f"`publish()` of one project of {pg['files']} DAG files (about 3 KB each) against moto in-process, "
+            "alternately with the ast checks only (today's publish) and with `--airflow-python`, each run a new "
+            f"version of the same content; {pg['repeats']} runs each after one warm-up. The parse time is the sum "
+            "of the files' parse times that the catalog records. The parse child starts before the archive is "
+            "built; the time until it has imported Airflow is reported on its own line.", "",
+            "| | median (range) |", "| --- | --- |",
+            f"| today's publish (ast only) | {seconds_spread(pg['ast_seconds'])} |",
+            f"| publish with Airflow | {seconds_spread(pg['airflow_seconds'])} |",
+            f"| parse time (the files') | {seconds_spread(pg['parse_seconds'])} |",
+            f"| with Airflow - today's - parse time | {seconds_spread(over)} |",
+            f"| of which the parse child importing Airflow | {seconds_spread(startup)} |",
+            f"| of which the rest (scratch folder, forks, protocol) | {seconds_spread(own)} |",
+            f"| for comparison: `python -c 'import airflow...'` to its exit | {seconds_spread(pg['import_seconds'])} |",
+            "")
+
+
 def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
     mb = 1 / 2**20
     peak = max(foot["cold_peak_rss_bytes"], foot["idle_rss_bytes"]) * mb
@@ -259,6 +284,9 @@ def write() -> Path:
     if sbs:
         _side_by_side(doc, sbs, cmds)
         _footprint(doc, sbs["footprint"])
+    parse_gate = read_result("parse_gate")
+    if parse_gate:
+        _parse_gate(doc, parse_gate, cmds)
     m = run.get("machine", {})
     sizes = run.get("sizes", {})
     head = [

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     write_result("validator", found)
     scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
              str(sizes.repeats), "--idle-seconds", str(sizes.idle_seconds))
+    scenario("parse_gate", "bench.parse_gate", "--repeats", "5" if sizes is FULL else "2")
     total = time.perf_counter() - started
     write_result("run", {"sizes": asdict(sizes), "machine": machine(), "durations": durations,
                          "commands": commands, "total_seconds": total,

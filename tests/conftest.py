@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "DAGSYNC_ENDPOINT_URL", "DAGSYNC_BUCKET",
-             "DAGSYNC_QUEUE_URL", "DAGSYNC_HOST", "DAGSYNC_DAGS_DIR", "DAGSYNC_TOPIC_ARN"):
+             "DAGSYNC_QUEUE_URL", "DAGSYNC_HOST", "DAGSYNC_DAGS_DIR", "DAGSYNC_TOPIC_ARN", "DAGSYNC_AIRFLOW_PYTHON"):
     os.environ.pop(_var, None)
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"

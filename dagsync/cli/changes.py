@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dagsync.cli.exits import ExitStatus
-from dagsync.cli.options import Parents, emit, store_of
+from dagsync.cli.options import Parents, checks_of, emit, store_of
 from dagsync.cli.progress import UploadProgress
 from dagsync.core.models import Release
 from dagsync.core.store import S3Store
@@ -21,7 +21,8 @@ from dagsync.publish.workflow import rollback
 
 def register(sub: Any, common: Parents) -> None:
     aws, wait = common.aws, common.wait
-    p = sub.add_parser("publish", parents=[aws, wait], help="package a DAG folder as an immutable version")
+    p = sub.add_parser("publish", parents=[aws, wait, common.parse],
+                       help="package a DAG folder as an immutable version")
     p.add_argument("project", help="project name (a folder name on every host)")
     p.add_argument("version", help="the version to publish, e.g. a git SHA or 1.4.0")
     p.add_argument("directory", type=Path, help="the project's DAG folder")
@@ -49,18 +50,24 @@ def register(sub: Any, common: Parents) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    checks = checks_of(args)
     store = store_of(args)
     if args.progress or sys.stderr.isatty():
         UploadProgress(f"{args.project} {args.version}").attach(store.client)
     result = publish(store, args.project, args.version, args.directory, promote_now=args.promote,
-                     published_by=args.published_by)
+                     published_by=args.published_by, checks=checks)
+    checked = result.checked
+    for warning in checked.warnings:
+        print(f"dagsync publish: warning: {warning}", file=sys.stderr, flush=True)
     doc: dict[str, Any] = {
         "project": result.project, "version": result.version, "sha256": result.sha256, "size": result.size,
         "files": result.files, "dag_ids": result.dag_ids, "archive_created": result.archive_created,
-        "catalog_appended": result.catalog_appended,
+        "catalog_appended": result.catalog_appended, "checked_with": checked.checked_with,
+        "warnings": checked.warnings, "parse": checked.parse.model_dump(mode="json") if checked.parse else None,
     }
     text = (f"published {result.project} {result.version}: {result.files} files, {result.size} bytes, "
-            f"sha256 {result.sha256[:12]}" + ("" if result.archive_created else " (identical; already published)"))
+            f"sha256 {result.sha256[:12]}" + ("" if result.archive_created else " (identical; already published)")
+            + f"\n{checked.checked_with_text}")
     if result.manifest is None:
         emit(args, doc, text)
         return ExitStatus.OK

@@ -8,16 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from dagsync.cli.exits import ExitStatus
-from dagsync.cli.options import Parents, emit, store_of
+from dagsync.cli.options import Parents, checks_of, emit, store_of
 from dagsync.core import constants
+from dagsync.core.documents import read_release
 from dagsync.core.store import S3Store
+from dagsync.publish.content import AST_ONLY
 from dagsync.publish.publisher import PublishError
-from dagsync.publish.view import DeploymentView, diff_doc, read_view, status_doc
+from dagsync.publish.view import DeploymentView, diff_doc, parse_cost_doc, read_view, status_doc
 from dagsync.publish.workflow import history_report, validate_path
 
 
 def register(sub: Any, common: Parents) -> None:
     p = sub.add_parser("status", parents=[common.aws], help="manifest, release, rejection and hosts at a glance")
+    p.add_argument("--parse-cost", action="store_true",
+                   help="instead: the live projects by the parse time Airflow took at publish, costliest first")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("diff", parents=[common.aws],
@@ -30,8 +34,11 @@ def register(sub: Any, common: Parents) -> None:
     p.add_argument("project")
     p.set_defaults(func=cmd_history)
 
-    p = sub.add_parser("validate", help="check a manifest file, a DAG folder or an archive with the gate's rules")
+    p = sub.add_parser("validate", parents=[common.parse],
+                       help="check a manifest file, a DAG folder or an archive with the gate's rules")
     p.add_argument("path", type=Path, help="manifest.yaml, a DAG folder, or a .tar.gz archive")
+    p.add_argument("--project", default=None,
+                   help="a DAG folder's project name, for Airflow's parse (default: the folder's name)")
     # Offline unless asked: $DAGSYNC_BUCKET does not turn a local check into a bucket check.
     p.add_argument("--bucket", default=None,
                    help="also check a manifest's versions (and their dag_ids) against this bucket's catalogs")
@@ -51,7 +58,25 @@ def _hosts_lines(view: DeploymentView) -> list[str]:
     return lines + [f"host {h:<20} {why}" for h, why in view.unreadable.items()]
 
 
+def cmd_parse_cost(args: argparse.Namespace) -> int:
+    release, _ = read_release(store_of(args))
+    doc = parse_cost_doc(release)
+    interval = doc["parse_interval_seconds"]
+    lines = [f"live projects by parse cost (release {doc['release_sequence']}; Airflow parses every file again about "
+             f"every {interval:g} s):"]
+    for p in doc["projects"]:
+        cost = (f"{p['parse_seconds']:8.2f} s  {p['core_share']:6.1%} of a core" if p["parse_seconds"] is not None
+                else f"{'-':>8}    (not measured: published without Airflow)")
+        lines.append(f"  {p['project']:<24} {p['version']:<16} {cost}  {p['dag_ids']} dag_ids")
+    lines.append(f"total: {doc['total_seconds']:.2f} s per parse cycle, {doc['core_share']:.1%} of a core on every "
+                 f"DAG processor ({doc['measured']} of {len(doc['projects'])} projects measured)")
+    emit(args, doc, "\n".join(lines))
+    return ExitStatus.OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.parse_cost:
+        return cmd_parse_cost(args)
     view = read_view(store_of(args))
     release = view.release
     when = f" ({release.published_at:%Y-%m-%d %H:%M:%S}Z)" if release else ""
@@ -88,8 +113,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     for e in report["published"]:
         mark = "*" if e["live"] else " "
         seqs = ",".join(str(s) for s in e["live_in_releases"]) or "-"
+        parse = f"parse {e['parse_seconds']:.2f} s" if e["parse_seconds"] is not None else "parse -"
         lines.append(f" {mark} {e['version']:<20} {e['published_at'][:19]}Z  by {e['published_by'] or '?':<16} "
-                     f"sha256 {e['sha256'][:12]}  {e['files']} files  live in releases: {seqs}")
+                     f"sha256 {e['sha256'][:12]}  {e['files']} files  {parse:<14} live in releases: {seqs}")
     emit(args, report, "\n".join(lines))
     return ExitStatus.OK
 
@@ -98,11 +124,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not args.path.exists():
         raise PublishError(f"{args.path} does not exist")
     store: S3Store | None = store_of(args) if args.bucket else None
-    result = validate_path(args.path, store)
+    checks = checks_of(args) if args.path.is_dir() else AST_ONLY
+    result = validate_path(args.path, store, checks, args.project)
     if result.ok:
         extra = f", dag_ids: {', '.join(result.details.get('dag_ids', [])) or '-'}" if result.kind != "manifest" else ""
         text = f"{args.path}: valid {result.kind}{extra}"
+        if result.kind == "dags":
+            text += f"\n{result.details['checked_with_text']}" + "".join(
+                f"\n  warning: {w}" for w in result.details["warnings"])
     else:
-        text = f"{args.path}: INVALID {result.kind}\n" + "\n".join(f"  - {e}" for e in result.errors)
+        how = {"airflow": " (parsed by Airflow's DagBag)", "ast": " (checked with ast only)"}.get(
+            result.details.get("checked_with", {}).get("parser", ""), "")
+        text = f"{args.path}: INVALID {result.kind}{how}\n" + "\n".join(f"  - {e}" for e in result.errors)
     emit(args, result.as_dict(), text)
     return ExitStatus.OK if result.ok else ExitStatus.REJECTED

@@ -11,6 +11,8 @@ from typing import Any
 from dagsync.core import constants
 from dagsync.core.aws import AwsSettings
 from dagsync.core.store import S3Store
+from dagsync.publish.content import Checks
+from dagsync.publish.parsing import ParseFailed, find_airflow_python
 from dagsync.publish.publisher import PublishError
 
 
@@ -20,6 +22,7 @@ class Parents:
 
     aws: argparse.ArgumentParser
     wait: argparse.ArgumentParser
+    parse: argparse.ArgumentParser
 
 
 def parents() -> Parents:
@@ -38,7 +41,28 @@ def parents() -> Parents:
     wait.add_argument("--wait-hosts", nargs="*", metavar="HOST", default=None,
                       help="implies --wait; then wait until these hosts (default: every host with a status) "
                            "report the new release; exit 4 naming the hosts that lag")
-    return Parents(aws=aws, wait=wait)
+    parse = argparse.ArgumentParser(add_help=False)
+    g = parse.add_argument_group("parsing with Airflow")
+    g.add_argument("--airflow-python", metavar="PATH", default=None,
+                   help="an interpreter that can import airflow: parse the DAG files with Airflow's DagBag, in a "
+                        f"separate process without credentials (default: ${constants.ENV_AIRFLOW_PYTHON}, else this "
+                        "interpreter if it can import airflow, else the ast checks only)")
+    g.add_argument("--parse-budget", metavar="SECONDS", type=float, default=None,
+                   help="refuse a DAG file whose parse takes longer (default: parse.refuse_above_seconds in the "
+                        "project's dagsync.yaml, else 5)")
+    g.add_argument("--parse-warn", metavar="SECONDS", type=float, default=None,
+                   help="warn about a DAG file whose parse takes longer (default: parse.warn_above_seconds in the "
+                        "project's dagsync.yaml, else 1)")
+    return Parents(aws=aws, wait=wait, parse=parse)
+
+
+def checks_of(args: argparse.Namespace) -> Checks:
+    """How the DAG files are checked: with Airflow when an interpreter is named or at hand, else with ast."""
+    try:
+        python = find_airflow_python(args.airflow_python, os.environ)
+    except ParseFailed as exc:
+        raise PublishError(str(exc)) from None
+    return Checks(airflow=python, refuse_above=args.parse_budget, warn_above=args.parse_warn)
 
 
 def store_of(args: argparse.Namespace) -> S3Store:

@@ -9,6 +9,8 @@ ENV_ENDPOINT_URL = "DAGSYNC_ENDPOINT_URL"
 ENV_TOPIC_ARN = "DAGSYNC_TOPIC_ARN"
 ENV_ALERT_TOPIC_ARN = "DAGSYNC_ALERT_TOPIC_ARN"
 ENV_REGION = "AWS_REGION"
+# The publisher's Airflow interpreter, for parsing DAG files with Airflow's DagBag (`--airflow-python`).
+ENV_AIRFLOW_PYTHON = "DAGSYNC_AIRFLOW_PYTHON"
 # The agent's settings that a deployment (the CDK outputs, deploy/ examples) hands to every host.
 ENV_QUEUE_URL = "DAGSYNC_QUEUE_URL"
 ENV_HOST = "DAGSYNC_HOST"

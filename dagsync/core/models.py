@@ -79,11 +79,37 @@ class _Archive(_Model):
     dag_ids: list[str] = Field(default_factory=list)
 
 
+class ParsedFile(_Model):
+    """One DAG file as Airflow's DagBag parsed it at publish time."""
+
+    dag_ids: list[str] = Field(default_factory=list)
+    seconds: float = Field(ge=0)
+
+
+class ParseRecord(_Model):
+    """What Airflow found when the publisher parsed a version: per file (path relative to the project) its dag_ids
+    and parse time, the total, and the Airflow version that parsed it."""
+
+    airflow_version: str
+    seconds: float = Field(ge=0)
+    files: dict[str, ParsedFile] = Field(default_factory=dict)
+
+    @property
+    def dag_ids(self) -> list[str]:
+        return sorted({d for f in self.files.values() for d in f.dag_ids})
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class CatalogEntry(_Archive):
     """One published version of a project (append-only history)."""
 
     published_at: datetime
     published_by: str = ""
+    # Set when Airflow parsed the version at publish; left out of the document otherwise (old entries read as before).
+    parse: ParseRecord | None = Field(default=None, exclude_if=_absent)
 
 
 class Catalog(_Model):
@@ -99,11 +125,39 @@ class Catalog(_Model):
 class ReleasedProject(_Archive):
     """A project resolved to exactly one immutable archive."""
 
+    # The total parse time its catalog entry records (None: published without Airflow); left out when None, so a
+    # shard without parse costs has the same bytes as before.
+    parse_seconds: float | None = Field(default=None, ge=0, exclude_if=_absent)
+
     @property
     def tree_name(self) -> str:
         """The store folder name on a host: version plus a checksum prefix, so a name is never reused
         for other content."""
         return f"{self.version}-{self.sha256[:12]}"
+
+
+class ParseBudget(_Model):
+    """Parse time allowed per DAG file at publish: above `warn_above_seconds` the publisher warns, above
+    `refuse_above_seconds` it refuses. A DAG processor re-parses every file about every 30 s, so a 5 s file costs a
+    sixth of a core on every one of them."""
+
+    refuse_above_seconds: float = Field(default=5.0, gt=0, le=3600)
+    warn_above_seconds: float = Field(default=1.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _warn_below_refuse(self) -> ParseBudget:
+        if self.warn_above_seconds > self.refuse_above_seconds:
+            raise ValueError(f"warn_above_seconds ({self.warn_above_seconds:g}) is above refuse_above_seconds "
+                             f"({self.refuse_above_seconds:g})")
+        return self
+
+
+class ProjectSettings(_Model):
+    """`dagsync.yaml` at the top of a project's folder (optional): settings the publisher reads."""
+
+    file_name: ClassVar[str] = "dagsync.yaml"
+
+    parse: ParseBudget = Field(default_factory=ParseBudget)
 
 
 class Chain(_Model):

@@ -5,7 +5,6 @@ Every write is conditional, so twenty teams can publish at once without losing e
 from __future__ import annotations
 
 import getpass
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +13,16 @@ from typing import TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from dagsync.core import keys
-from dagsync.core.archive import DEFAULT_LIMITS, BuiltArchive, Limits, UnsafeArchive, build_archive, iter_members
-from dagsync.core.dagcheck import inspect_members
+from dagsync.core.archive import BuiltArchive
 from dagsync.core.documents import YAML, read_catalog, read_release, update
 from dagsync.core.models import Catalog, CatalogEntry, Manifest, ProjectName, Version, utcnow
 from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
 from dagsync.core.store import Blob, ObjectStore, PreconditionFailed
 from dagsync.publish.change import ManifestChange
+from dagsync.publish.content import AST_ONLY, Checks, Packaged, package
+from dagsync.publish.content import PublishError as PublishError
 
 D = TypeVar("D", Catalog, Manifest)
-
-
-class PublishError(Exception):
-    """The publish was refused; the message says why and what to do. Nothing live changed."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +36,7 @@ class PublishResult:
     archive_created: bool
     catalog_appended: bool
     manifest: ManifestChange | None
+    checked: Packaged
 
 
 def check_name(project: str, version: str | None = None) -> None:
@@ -61,20 +58,6 @@ def default_publisher() -> str:
         return "unknown"
 
 
-def package(source: Path, limits: Limits = DEFAULT_LIMITS) -> tuple[BuiltArchive, list[str]]:
-    """Build the archive and check its DAG content (syntax, dag_ids) without executing anything."""
-    try:
-        built = build_archive(source, limits)
-    except (UnsafeArchive, FileNotFoundError) as exc:
-        raise PublishError(str(exc)) from None
-    if built.size > limits.max_compressed_bytes:
-        raise PublishError(f"archive is {built.size} bytes; the limit is {limits.max_compressed_bytes}")
-    report = inspect_members(iter_members(io.BytesIO(built.data), limits))
-    if report.errors:
-        raise PublishError("DAG content refused: " + "; ".join(report.errors))
-    return built, report.dag_ids
-
-
 def publish(
     store: ObjectStore,
     project: str,
@@ -83,9 +66,13 @@ def publish(
     *,
     promote_now: bool = False,
     published_by: str | None = None,
+    checks: Checks = AST_ONLY,
 ) -> PublishResult:
+    """Package and check `source` (with Airflow's DagBag when `checks` names an interpreter), upload it once, and
+    append it to the catalog; nothing is uploaded when a check refuses it."""
     check_name(project, version)
-    built, dag_ids = package(source)
+    checked = package(source, project, checks)
+    built, dag_ids = checked.built, checked.dag_ids
     archive_key = keys.archive_key(project, version)
     created = _put_archive(store, archive_key, built, project, version)
     entry = CatalogEntry(
@@ -98,6 +85,7 @@ def publish(
         dag_ids=dag_ids,
         published_at=utcnow(),
         published_by=published_by or default_publisher(),
+        parse=checked.parse,
     )
     appended = _append_catalog(store, project, entry)
     change = promote(store, project, version) if promote_now else None
@@ -111,6 +99,7 @@ def publish(
         archive_created=created,
         catalog_appended=appended,
         manifest=change,
+        checked=checked,
     )
 
 

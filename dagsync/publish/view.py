@@ -121,3 +121,27 @@ def diff_doc(view: DeploymentView) -> dict[str, Any]:
             for r in view.rows()
         ],
     }
+
+
+# Airflow's [dag_processor] min_file_process_interval default: every file is parsed again about this often.
+PARSE_INTERVAL_S = 30.0
+
+
+def parse_cost_doc(release: Release | None) -> dict[str, Any]:
+    """`dagsync status --parse-cost`: the live projects by the parse time their catalog entries recorded, costliest
+    first (those published without Airflow last, unmeasured), and what that costs a DAG processor."""
+    projects = release.projects if release else {}
+    rows = sorted(projects.items(), key=lambda kv: (kv[1].parse_seconds is None, -(kv[1].parse_seconds or 0), kv[0]))
+    total = sum(p.parse_seconds or 0.0 for p in projects.values())
+    return {
+        "release_sequence": release.sequence if release else 0,
+        "parse_interval_seconds": PARSE_INTERVAL_S,
+        "total_seconds": round(total, 3),
+        "core_share": round(total / PARSE_INTERVAL_S, 4),
+        "measured": sum(1 for p in projects.values() if p.parse_seconds is not None),
+        "projects": [
+            {"project": name, "version": p.version, "parse_seconds": p.parse_seconds, "dag_ids": len(p.dag_ids),
+             "core_share": None if p.parse_seconds is None else round(p.parse_seconds / PARSE_INTERVAL_S, 4)}
+            for name, p in rows
+        ],
+    }

@@ -22,7 +22,8 @@ from dagsync.core.models import Manifest
 from dagsync.core.serde import DocumentError, load_yaml
 from dagsync.core.store import ObjectStore
 from dagsync.publish.change import ManifestChange
-from dagsync.publish.publisher import PublishError, check_name, package, promote
+from dagsync.publish.content import AST_ONLY, AirflowUnavailable, Checks, package
+from dagsync.publish.publisher import PublishError, check_name, promote
 
 
 def live_version(store: ObjectStore, project: str) -> str | None:
@@ -77,6 +78,8 @@ def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
         "published": [
             {"version": e.version, "published_at": e.published_at.isoformat(), "published_by": e.published_by,
              "sha256": e.sha256, "size": e.size, "files": e.files, "dag_ids": e.dag_ids,
+             "parse_seconds": e.parse.seconds if e.parse else None,
+             "airflow_version": e.parse.airflow_version if e.parse else None,
              "live_in_releases": live_at.get(e.version, []), "live": e.version == live}
             for e in reversed(catalog.entries)
         ],
@@ -102,26 +105,43 @@ class Validation:
         return {"path": self.path, "kind": self.kind, "ok": self.ok, "errors": self.errors, **self.details}
 
 
-def validate_path(path: Path, store: ObjectStore | None = None) -> Validation:
-    """The gate's rules, offline: a DAG folder, an archive (.tar.gz) or a manifest file.
+def validate_path(path: Path, store: ObjectStore | None = None, checks: Checks = AST_ONLY,
+                  project: str | None = None) -> Validation:
+    """The gate's rules, offline: a DAG folder (parsed with Airflow's DagBag when `checks` names an interpreter, as
+    project `project`, by default the folder's name), an archive (.tar.gz) or a manifest file.
     With a store, a manifest's versions are also checked against the catalogs, and their dag_ids together."""
     if path.is_dir():
-        return _validate_dags(path)
+        return _validate_dags(path, checks, project or path.resolve().name)
     if path.name.endswith((".tar.gz", ".tgz")):
         return _validate_archive(path)
     return _validate_manifest(path, store)
 
 
-def _validate_dags(path: Path) -> Validation:
+def _validate_dags(path: Path, checks: Checks, project: str) -> Validation:
     result = Validation(str(path), "dags")
     try:
-        built, dag_ids = package(path)
+        if checks.airflow:  # Airflow parses it as <dags>/<project>, as a host would
+            _check_project_name(project)
+        checked = package(path, project, checks)
+    except AirflowUnavailable:
+        raise  # not a verdict on the folder: the command fails (exit 1)
     except PublishError as exc:
-        result.errors.append(str(exc))
+        result.errors.extend(exc.problems)
+        result.details = {"checked_with": {"parser": "airflow" if checks.airflow else "ast"}}
         return result
+    built = checked.built
     result.details = {"files": built.files, "size": built.size, "uncompressed_size": built.uncompressed_size,
-                      "sha256": built.sha256, "dag_ids": dag_ids}
+                      "sha256": built.sha256, "dag_ids": checked.dag_ids, "checked_with": checked.checked_with,
+                      "checked_with_text": checked.checked_with_text, "warnings": checked.warnings,
+                      "parse": checked.parse.model_dump(mode="json") if checked.parse else None}
     return result
+
+
+def _check_project_name(project: str) -> None:
+    try:
+        check_name(project)
+    except PublishError as exc:
+        raise PublishError(f"{exc} (the folder's name, unless --project names the project)") from None
 
 
 def _validate_archive(path: Path) -> Validation:

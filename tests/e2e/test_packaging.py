@@ -76,3 +76,5 @@ def test_nothing_but_the_dagsync_package_lands_in_site_packages(venv: Path, sour
     files = record.split("Files:", 1)[1].split()
     top = {f.split("/", 1)[0] for f in files if not f.startswith("..")}
     assert {t for t in top if not t.endswith(".dist-info")} == {"dagsync"}, top
+    # And the parse gate's child, which the publisher runs by path in Airflow's interpreter, is shipped
+    assert "dagsync/publish/dagbag_child.py" in files

@@ -1,5 +1,5 @@
 """Helpers for the validation-gate tests against moto: archives and catalog entries written straight to S3, a
-bucket of many projects, and a count of the S3 requests a run makes."""
+bucket of many projects, a count of the S3 requests a run makes, and what a rejection must leave behind."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from moto import mock_aws
 from dagsync.core import keys
 from dagsync.core.archive import build_archive
 from dagsync.core.aws import AwsSettings
-from dagsync.core.documents import YAML, read_catalog
+from dagsync.core.documents import YAML, read_catalog, read_rejection
 from dagsync.core.models import Catalog, CatalogEntry, utcnow
 from dagsync.core.serde import dump_yaml
 from dagsync.core.store import ObjectStore, S3Store
@@ -87,3 +87,17 @@ class RequestCounter:
 
     def reset(self) -> None:
         self.operations.clear()
+
+
+def assert_rejected(store: S3Store, before: object, reason: str, **validator: object) -> None:
+    """When the validator runs / Then it rejects with `reason`, records why, alerts, and hosts see no change."""
+    recorder = Recorder(store, **validator)  # type: ignore[arg-type]
+    manifest = store.get(keys.MANIFEST_KEY)
+    outcome = recorder.run()
+    assert outcome.status == "rejected", outcome
+    assert reason in outcome.detail, outcome.detail
+    rejection = read_rejection(store)
+    assert rejection is not None and reason in rejection.reason
+    assert manifest is not None and rejection.manifest_etag == manifest.etag
+    assert [r.reason for r in recorder.rejections] == [rejection.reason] and recorder.events == []
+    assert store.get(keys.RELEASE_KEY) == before  # byte for byte, same ETag: no host changes

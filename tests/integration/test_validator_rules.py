@@ -12,7 +12,7 @@ from dagsync.core import keys
 from dagsync.core.archive import Limits
 from dagsync.core.documents import read_rejection
 from dagsync.core.store import S3Store
-from tests.integration.gate_helpers import archive_of, bare_store, write_direct
+from tests.integration.gate_helpers import archive_of, assert_rejected, bare_store, write_direct
 from tests.support.gate import Recorder, baseline, set_manifest
 from tests.support.projects import EXAMPLES, dag
 from tests.support.tars import member, tar_gz
@@ -21,20 +21,6 @@ from tests.support.tars import member, tar_gz
 @pytest.fixture
 def store() -> Iterator[S3Store]:
     yield from bare_store()
-
-
-def assert_rejected(store: S3Store, before: object, reason: str, **validator: object) -> None:
-    """When the validator runs / Then it rejects with `reason`, records why, alerts, and hosts see no change."""
-    recorder = Recorder(store, **validator)  # type: ignore[arg-type]
-    manifest = store.get(keys.MANIFEST_KEY)
-    outcome = recorder.run()
-    assert outcome.status == "rejected", outcome
-    assert reason in outcome.detail, outcome.detail
-    rejection = read_rejection(store)
-    assert rejection is not None and reason in rejection.reason
-    assert manifest is not None and rejection.manifest_etag == manifest.etag
-    assert [r.reason for r in recorder.rejections] == [rejection.reason] and recorder.events == []
-    assert store.get(keys.RELEASE_KEY) == before  # byte for byte, same ETag: no host changes
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,12 @@ import pytest
 
 from dagsync.cli import main as cli
 from dagsync.core import keys
-from dagsync.core.models import HostStatus
+from dagsync.core.documents import read_catalog
+from dagsync.core.models import HostStatus, ParsedFile, ParseRecord
 from dagsync.core.serde import dump_json
 from dagsync.core.store import S3Store
 from dagsync.publish.publisher import publish
-from tests.integration.gate_helpers import bare_store
+from tests.integration.gate_helpers import archive_of, bare_store, write_direct
 from tests.support.gate import Recorder, set_manifest
 from tests.support.projects import EXAMPLES
 
@@ -247,3 +248,49 @@ def test_a_large_upload_shows_progress_on_stderr(store: S3Store, tmp_path: Path,
     # And a small one prints no progress
     code, _, err = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"), "--progress")
     assert code == 0 and "uploading" not in err
+
+
+def test_status_parse_cost_lists_the_live_projects_costliest_first(store: S3Store,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Given three live projects: two whose catalog entries record Airflow's parse time, one published without Airflow
+    for project, seconds in (("light", 0.3), ("heavy", 4.2)):
+        parsed = ParseRecord(airflow_version="3.3.2", seconds=seconds,
+                             files={"dag.py": ParsedFile(dag_ids=[f"{project}_dag"], seconds=seconds)})
+        write_direct(store, project, "1", archive_of(EXAMPLES / "marketing"), parse=parsed,
+                     dag_ids=parsed.dag_ids)
+    publish(store, "sales", "1.0", EXAMPLES / "sales", promote_now=True)
+    Recorder(store).run()
+    # When CI asks which team's DAGs cost the scheduler most
+    code, doc, _ = run(capsys, "status", "--parse-cost")
+    # Then they come costliest first, the unmeasured one last, with what they cost a DAG processor together
+    assert code == 0
+    assert [(p["project"], p["parse_seconds"]) for p in doc["projects"]] == [
+        ("heavy", 4.2), ("light", 0.3), ("sales", None)]
+    assert doc["total_seconds"] == 4.5 and doc["core_share"] == 0.15 and doc["measured"] == 2
+    cli.main(["status", "--parse-cost"])
+    text = capsys.readouterr().out
+    assert text.index("heavy") < text.index("light") < text.index("sales")
+    assert "(not measured: published without Airflow)" in text and "15.0% of a core" in text
+    # And a project's history shows the parse time of each version
+    code, history, _ = run(capsys, "history", "heavy")
+    assert history["published"][0]["parse_seconds"] == 4.2 and history["published"][0]["airflow_version"] == "3.3.2"
+    cli.main(["history", "heavy"])
+    assert "parse 4.20 s" in capsys.readouterr().out
+
+
+def test_publish_and_validate_say_which_checks_ran(store: S3Store, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Given no Airflow in this interpreter and none named: the ast checks, and the output says so
+    code, doc, _ = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"))
+    assert code == 0 and doc["checked_with"]["parser"] == "ast" and doc["parse"] is None
+    cli.main(["validate", str(EXAMPLES / "sales")])
+    assert "checked with ast only (no Airflow here: pass --airflow-python" in capsys.readouterr().out
+    # And an interpreter named but missing fails the command (exit 1), naming it; nothing is published
+    code, doc, _ = run(capsys, "publish", "sales", "2.0", str(EXAMPLES / "sales"), "--airflow-python",
+                       str(tmp_path / "nope"))
+    assert code == 1 and doc["error"] == f"--airflow-python {tmp_path / 'nope'}: not an executable file"
+    catalog = read_catalog(store, "sales")
+    assert catalog is not None and [e.version for e in catalog.entries] == ["1.0"]
+    # And a budget that contradicts itself is refused with both numbers
+    code, doc, _ = run(capsys, "validate", str(EXAMPLES / "sales"), "--parse-warn", "9")
+    assert code == 3 and doc["errors"] == ["parse budget: warn_above_seconds (9) is above refuse_above_seconds (5)"]

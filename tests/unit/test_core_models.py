@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from dagsync.core import keys
-from dagsync.core.models import ChangeEvent, HostStatus, Manifest, Release, ReleasedProject
+from dagsync.core.models import (
+    Catalog,
+    ChangeEvent,
+    HostStatus,
+    Manifest,
+    ParsedFile,
+    ParseRecord,
+    Release,
+    ReleasedProject,
+    ReleaseShard,
+)
+from dagsync.core.releases import encode_shard
 from dagsync.core.serde import DocumentError, dump_json, dump_yaml, load_json, load_yaml
 
 SHA = "a" * 64
@@ -79,3 +91,44 @@ def test_key_layout() -> None:
     assert keys.catalog_key("sales") == "catalog/sales.yaml"
     assert keys.host_status_key("host-1") == "hosts/host-1.json"
     assert keys.MANIFEST_KEY == "manifest.yaml" and keys.RELEASE_KEY == "release.json"
+
+
+OLD_CATALOG = b"""project: sales
+entries:
+- version: 1.0.0
+  archive_key: projects/sales/1.0.0/dags.tar.gz
+  sha256: """ + SHA.encode() + b"""
+  size: 10
+  files: 1
+  uncompressed_size: 20
+  dag_ids: [d]
+  published_at: '2026-01-01T00:00:00Z'
+  published_by: ci
+"""
+
+
+def test_a_catalog_written_before_parse_records_reads_and_writes_back_the_same_fields() -> None:
+    # Given a catalog entry from before the parse gate (no `parse`)
+    catalog = load_yaml(Catalog, OLD_CATALOG, "catalog/sales.yaml")
+    # Then it reads, has no parse record, and is written back without a `parse` key
+    assert catalog.entries[0].parse is None
+    assert "parse" not in dump_yaml(catalog).decode()
+    assert load_yaml(Catalog, dump_yaml(catalog), "c") == catalog
+
+
+def test_a_parse_record_round_trips_and_gives_the_dag_ids_of_every_file() -> None:
+    record = ParseRecord(airflow_version="3.3.2", seconds=0.5,
+                         files={"a.py": ParsedFile(dag_ids=["b", "a"], seconds=0.4),
+                                "lib/x.py": ParsedFile(seconds=0.1), "c.py": ParsedFile(dag_ids=["b"], seconds=0)})
+    entry = load_yaml(Catalog, OLD_CATALOG, "c").entries[0].model_copy(update={"parse": record})
+    again = load_yaml(Catalog, dump_yaml(Catalog(project="sales", entries=[entry])), "c").entries[0]
+    assert again.parse == record and record.dag_ids == ["a", "b"]
+
+
+def test_a_released_project_without_a_parse_cost_has_the_same_shard_bytes_as_before() -> None:
+    # Given an entry without a parse cost (published without Airflow), and one with
+    plain, costed = released(), released().model_copy(update={"parse_seconds": 1.25})
+    # Then the first is encoded with exactly the fields a shard had before the field existed (same digest)
+    assert "parse_seconds" not in encode_shard({"sales": plain}).decode()
+    assert json.loads(encode_shard({"sales": costed}))["projects"]["sales"]["parse_seconds"] == 1.25
+    assert ReleaseShard.model_validate_json(encode_shard({"sales": costed})).projects["sales"] == costed
