@@ -1,0 +1,155 @@
+"""Release signatures (dagsync.core.signatures): what a signature covers, which keys are trusted, and why a root is
+refused. The Verifier tested here is the one every consumer builds from its settings: the agent, `once`, and the
+Airflow bundle (verifier_from)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from dagsync.core import keys, releases, signatures
+from dagsync.core.models import ManifestWrite, ReleasedProject
+from dagsync.core.signatures import LocalKeySigner, TrustedKeys, TrustError, verifier_from
+from tests.support import signing
+from tests.support.projects import TEST_CHAIN
+from tests.support.store import FakeStore
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def entry(project: str, version: str) -> ReleasedProject:
+    return ReleasedProject(version=version, archive_key=keys.archive_key(project, version),
+                           sha256=hashlib.sha256(f"{project}{version}".encode()).hexdigest(), size=10, files=1,
+                           uncompressed_size=20)
+
+
+def signed_root(signer: releases.Signer | None, sequence: int = 1, count: int = 3) -> dict[str, Any]:
+    made = releases.compose(sequence=sequence, chain=TEST_CHAIN, manifest=ManifestWrite(etag='"m"'), now=NOW,
+                            after={f"p{i}": entry(f"p{i}", "1") for i in range(count)})
+    return dict(json.loads(releases.encode_root(made.root, signer)))
+
+
+def pem_file(tmp_path: Path, key: Any, name: str = "key.pem") -> Path:
+    path = tmp_path / name
+    path.write_bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
+def test_a_signed_root_verifies_and_its_key_id_is_the_sha256_of_the_public_key() -> None:
+    # Given a root signed by the tests' key
+    root = signed_root(signing.SIGNER)
+    # Then the trusted key accepts it, and the key id is sha256 (hex) of the DER SubjectPublicKeyInfo
+    signing.VERIFIER.verify(root)
+    der = signing.SIGNER.public_key.public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert root["signature"]["key_id"] == hashlib.sha256(der).hexdigest() == signing.SIGNER.key_id
+    assert root["signature"]["algorithm"] == "ECDSA_SHA_256"
+    # And the signature is ECDSA P-256 / SHA-256 over the sha256 of the canonical root without its signature
+    signing.SIGNER.public_key.verify(base64.b64decode(root["signature"]["value"]),
+                                     hashlib.sha256(releases.signed_payload(root)).digest(),
+                                     ec.ECDSA(hashes.SHA256()))
+
+
+def forms(genuine: dict[str, Any]) -> dict[str, tuple[dict[str, Any], str]]:
+    """Every way a root can be forged, with the reason it must be refused."""
+    other = signed_root(signing.SIGNER, sequence=2)
+    altered = {**genuine, "project_count": genuine["project_count"] + 1}
+    return {
+        "no signature": ({k: v for k, v in genuine.items() if k != "signature"}, signatures.MISSING),
+        "garbage signature": ({**genuine, "signature": {**genuine["signature"], "value": base64.b64encode(
+            b"\x30\x44" + b"\x07" * 68).decode()}}, signatures.BAD_SIGNATURE),
+        "not base64": ({**genuine, "signature": {**genuine["signature"], "value": "%%%"}}, signatures.MALFORMED),
+        "another algorithm": ({**genuine, "signature": {**genuine["signature"], "algorithm": "RSASSA_PSS_SHA_256"}},
+                              signatures.MALFORMED),
+        "not a mapping": ({**genuine, "signature": "signed, trust me"}, signatures.MALFORMED),
+        "another release's signature": ({**other, "signature": genuine["signature"]}, signatures.BAD_SIGNATURE),
+        "content altered after signing": (altered, signatures.BAD_SIGNATURE),
+        "signed by a key not trusted": (signed_root(signing.OTHER), signatures.UNTRUSTED_KEY),
+        "a trusted key id on another key's signature": (
+            {**signed_root(signing.OTHER), "signature": {**signed_root(signing.OTHER)["signature"],
+                                                         "key_id": signing.SIGNER.key_id}},
+            signatures.BAD_SIGNATURE),
+    }
+
+
+@pytest.mark.parametrize("form", list(forms(signed_root(signing.SIGNER))))
+def test_a_forged_root_is_refused_naming_why(form: str) -> None:
+    # Given a forged root
+    root, reason = forms(signed_root(signing.SIGNER))[form]
+    # When the trusted keys check it / Then it is refused, with the reason counted and a message a person can act on
+    with pytest.raises(releases.UntrustedRelease) as refused:
+        signing.VERIFIER.verify(root)
+    assert refused.value.reason == reason
+    assert "signature" in str(refused.value)
+
+
+def test_read_root_names_the_document_and_keeps_the_reason() -> None:
+    store = FakeStore()
+    store.put(keys.RELEASE_KEY, json.dumps(signed_root(signing.OTHER)).encode())
+    with pytest.raises(releases.UntrustedRelease, match=r"^release.json refused: its signature is by key") as refused:
+        releases.read_root(store, signing.VERIFIER)
+    assert refused.value.reason == signatures.UNTRUSTED_KEY
+
+
+def test_a_large_root_is_signed_whatever_its_size() -> None:
+    # Given a root of 5,000 projects (every shard in its table: far above KMS's 4 KB limit for raw messages)
+    root = signed_root(signing.SIGNER, count=5000)
+    assert len(releases.signed_payload(root)) > 4096
+    # Then what is signed is 32 bytes, and the root verifies
+    assert len(signatures.message(releases.signed_payload(root))) == 32
+    signing.VERIFIER.verify(root)
+
+
+def test_verifier_from_pem_files_given_as_a_list_or_a_comma_separated_string(tmp_path: Path) -> None:
+    # Given the public keys of two signers in PEM files (a rotation: the old key and the new one)
+    old, new = LocalKeySigner(), LocalKeySigner()
+    files = [pem_file(tmp_path, old.public_key, "old.pem"), pem_file(tmp_path, new.public_key, "new.pem")]
+    for given in (files, f" {files[0]} ,{files[1]},", [str(f) for f in files]):
+        # When a consumer builds its Verifier from its settings
+        verifier = verifier_from(given)
+        # Then roots of both keys are trusted, and a third key's are not
+        assert isinstance(verifier, TrustedKeys) and verifier.key_ids == sorted([old.key_id, new.key_id])
+        verifier.verify(signed_root(old))
+        verifier.verify(signed_root(new))
+        with pytest.raises(releases.UntrustedRelease):
+            verifier.verify(signed_root(signing.SIGNER))
+
+
+def test_without_trusted_keys_only_an_explicit_opt_out_accepts_unsigned(tmp_path: Path) -> None:
+    for nothing in (None, "", " , ", []):
+        with pytest.raises(TrustError, match="no trusted release signing keys"):
+            verifier_from(nothing)
+    lax = verifier_from(None, allow_unsigned=True)
+    assert isinstance(lax, releases.AcceptUnsigned)
+    lax.verify({k: v for k, v in signed_root(None).items()})
+    # Both at once is refused: nobody should believe signatures are checked when they are not, or the reverse
+    with pytest.raises(TrustError, match="both set"):
+        verifier_from(pem_file(tmp_path, signing.SIGNER.public_key), allow_unsigned=True)
+
+
+@pytest.mark.parametrize("bad", ["missing", "empty", "private key", "rsa", "p384", "certificate garbage"])
+def test_a_bad_trusted_key_file_is_refused_naming_the_file(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / f"{bad}.pem"
+    if bad == "empty":
+        path.write_bytes(b"")
+    elif bad == "private key":
+        path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    elif bad == "rsa":
+        pem_file(tmp_path, rsa.generate_private_key(65537, 2048).public_key(), path.name)
+    elif bad == "p384":
+        pem_file(tmp_path, ec.generate_private_key(ec.SECP384R1()).public_key(), path.name)
+    elif bad == "certificate garbage":
+        path.write_bytes(b"-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(TrustError, match=str(path).replace(".", r"\.")) as refused:
+        verifier_from([path])
+    if bad in ("rsa", "p384"):
+        assert "not an ECC_NIST_P256" in str(refused.value)
