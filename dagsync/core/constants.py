@@ -9,6 +9,9 @@ ENV_ENDPOINT_URL = "DAGSYNC_ENDPOINT_URL"
 ENV_TOPIC_ARN = "DAGSYNC_TOPIC_ARN"
 ENV_ALERT_TOPIC_ARN = "DAGSYNC_ALERT_TOPIC_ARN"
 ENV_REGION = "AWS_REGION"
+# The validator's release signing key (KMS id or ARN), and the other KMS keys whose roots it builds on (a rotation).
+ENV_SIGNING_KEY = "DAGSYNC_SIGNING_KEY_ID"
+ENV_TRUSTED_KEY_IDS = "DAGSYNC_TRUSTED_KEY_IDS"
 # The agent's settings that a deployment (the CDK outputs, deploy/ examples) hands to every host.
 ENV_QUEUE_URL = "DAGSYNC_QUEUE_URL"
 ENV_HOST = "DAGSYNC_HOST"
@@ -39,6 +42,14 @@ def changes_topic_name(prefix: str) -> str:
 
 def alerts_topic_name(prefix: str) -> str:
     return f"{prefix}-alerts"
+
+
+# Release signing keys (KMS, ECC_NIST_P256): named per environment; the first is "1", a rotation adds the next.
+DEFAULT_SIGNING_KEY = "1"
+
+
+def signing_key_alias(prefix: str, name: str) -> str:
+    return f"alias/{prefix}-release-signing-{name}"
 
 
 def host_queue_name(prefix: str, host: str) -> str:
