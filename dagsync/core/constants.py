@@ -17,6 +17,7 @@ ENV_QUEUE_URL = "DAGSYNC_QUEUE_URL"
 ENV_HOST = "DAGSYNC_HOST"
 ENV_DAGS_DIR = "DAGSYNC_DAGS_DIR"
 ENV_RECONCILE_INTERVAL = "DAGSYNC_RECONCILE_INTERVAL"
+ENV_TRUSTED_KEYS = "DAGSYNC_TRUSTED_KEYS"
 DEFAULT_REGION = "us-east-1"
 
 # Resource names. `prefix` is "dagsync" locally and "dagsync-<env>" in a deployed environment.
@@ -50,6 +51,14 @@ DEFAULT_SIGNING_KEY = "1"
 
 def signing_key_alias(prefix: str, name: str) -> str:
     return f"alias/{prefix}-release-signing-{name}"
+
+
+# Where the deployment examples and the CDK outputs put a signing key's public half on a host (DAGSYNC_TRUSTED_KEYS).
+TRUSTED_KEYS_DIR = "/etc/dagsync/keys"
+
+
+def trusted_key_path(name: str) -> str:
+    return f"{TRUSTED_KEYS_DIR}/release-signing-{name}.pem"
 
 
 def host_queue_name(prefix: str, host: str) -> str:

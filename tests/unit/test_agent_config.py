@@ -11,7 +11,7 @@ from dagsync.agent.cli import build_parser, main
 from dagsync.agent.config import DEFAULT_LISTEN, ENV_VARS, AgentConfig, ConfigError, load_config
 from dagsync.core import constants
 
-KEYS = "/etc/dagsync/keys/release-signing.pem"
+KEYS = "/etc/dagsync/keys/release-signing-1.pem"
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -100,7 +100,8 @@ def test_the_environment_names_a_deployment_hands_out_are_the_settings_own() -> 
     # Given the names the CDK outputs and the deployment examples use (dagsync.core.constants)
     handed_out = {"bucket": constants.ENV_BUCKET, "queue_url": constants.ENV_QUEUE_URL, "host": constants.ENV_HOST,
                   "dags_dir": constants.ENV_DAGS_DIR, "reconcile_interval": constants.ENV_RECONCILE_INTERVAL,
-                  "endpoint_url": constants.ENV_ENDPOINT_URL, "region": constants.ENV_REGION}
+                  "endpoint_url": constants.ENV_ENDPOINT_URL, "region": constants.ENV_REGION,
+                  "trusted_keys": constants.ENV_TRUSTED_KEYS}
     # Then each is the variable the agent's settings read
     assert {name: ENV_VARS[name] for name in handed_out} == handed_out
     assert AgentConfig.model_fields["reconcile_interval"].default == constants.DEFAULT_RECONCILE_INTERVAL_S

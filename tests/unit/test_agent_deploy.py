@@ -13,12 +13,14 @@ import yaml
 
 from dagsync.agent.cli import build_parser
 from dagsync.agent.config import CONFIG_ENV, DEFAULT_LISTEN, ENV_VARS, load_config
+from dagsync.core import constants
 
 AGENT_ROOM = Path(__file__).resolve().parents[2] / "agent"
 DEPLOY = AGENT_ROOM / "deploy"
 PORT = int(DEFAULT_LISTEN.rsplit(":", 1)[1])
 KNOWN_ENV = set(ENV_VARS.values()) | {CONFIG_ENV}
-TRUSTED_KEY = Path("/etc/dagsync/keys/release-signing.pem")  # where every example pins the validator's public key
+# Where every example pins the validator's public key: where the CDK outputs tell hosts to (key "1").
+TRUSTED_KEY = Path(constants.trusted_key_path(constants.DEFAULT_SIGNING_KEY))
 KEYS_CONFIGMAP = "dagsync-release-keys"
 
 
