@@ -10,6 +10,7 @@ from typing import Any
 from dagsync.cli.exits import ExitStatus
 from dagsync.cli.options import Parents, emit, store_of
 from dagsync.core import constants
+from dagsync.core.models import Publisher
 from dagsync.core.store import S3Store
 from dagsync.publish.publisher import PublishError
 from dagsync.publish.view import DeploymentView, diff_doc, read_view, status_doc
@@ -90,6 +91,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         seqs = ",".join(str(s) for s in e["live_in_releases"]) or "-"
         lines.append(f" {mark} {e['version']:<20} {e['published_at'][:19]}Z  by {e['published_by'] or '?':<16} "
                      f"sha256 {e['sha256'][:12]}  {e['files']} files  live in releases: {seqs}")
+        if e["publisher"]:
+            lines.append(f"   {'':<20} published by {Publisher.model_validate(e['publisher']).describe()}")
     emit(args, report, "\n".join(lines))
     return ExitStatus.OK
 

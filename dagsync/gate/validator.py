@@ -124,15 +124,17 @@ class Validator:
             assert rejected is not None
             return Outcome("noop", "manifest already rejected", errors=list(rejected.errors))
 
-        resolved, errors = self._check(blob.data, current)
+        manifest, resolved, errors = self._check(blob.data, current)
         if errors:
             if already and rejected is not None and rejected.errors == errors:
                 return Outcome("noop", "manifest still rejected", errors=errors)
             return self._reject(blob.etag, errors)
 
         base, before, floor = self._newest(previous, current)
-        draft = releases.draft(base, before, resolved, manifest=ManifestWrite(etag=blob.etag), now=utcnow(),
-                               floor=floor)
+        assert manifest is not None  # no errors: it parsed
+        written = ManifestWrite(etag=blob.etag, written_at=manifest.written_at,
+                                written_by=manifest.written_by.describe() if manifest.written_by else "")
+        draft = releases.draft(base, before, resolved, manifest=written, now=utcnow(), floor=floor)
         data, etag = releases.write(self.store, draft, self.signer, previous_etag)
         sequence, changes = draft.root.sequence, dict(draft.root.changes)
         self.shards.keep(draft.root.shards.values())
@@ -148,13 +150,14 @@ class Validator:
         if releases.record(self.store, previous.root.sequence, canonical(previous.raw)):
             log.warning("releases/%s was missing and has been written", previous.root.sequence)
 
-    def _check(self, data: bytes, current: dict[str, ReleasedProject]) -> tuple[dict[str, ReleasedProject], list[str]]:
+    def _check(self, data: bytes, current: dict[str, ReleasedProject]) -> tuple[
+            Manifest | None, dict[str, ReleasedProject], list[str]]:
         try:
             manifest = load_yaml(Manifest, data, keys.MANIFEST_KEY)
         except DocumentError as exc:
-            return {}, [str(exc)]
+            return None, {}, [str(exc)]
         resolved, errors = self._resolve(manifest, current)
-        return resolved, errors + duplicate_dag_ids(resolved)
+        return manifest, resolved, errors + duplicate_dag_ids(resolved)
 
     def _resolve(self, manifest: Manifest, current: dict[str, ReleasedProject]) -> tuple[
             dict[str, ReleasedProject], list[str]]:
