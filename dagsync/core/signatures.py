@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from dagsync.core.models import Signature
-from dagsync.core.releases import AcceptUnsigned, UntrustedRelease, Verifier, signed_payload
+from dagsync.core.releases import AcceptUnsigned, UntrustedRelease, Verifier, signed_payload, stored_payload
 
 CURVE = "secp256r1"  # NIST P-256, KMS key spec ECC_NIST_P256
 ALGORITHM: Final = "ECDSA_SHA_256"
@@ -102,8 +102,10 @@ class TrustedKeys:
     def key_ids(self) -> list[str]:
         return sorted(self._keys)
 
-    def verify(self, root: Mapping[str, Any]) -> None:
-        """Raises UntrustedRelease naming why (its `reason`: MISSING, MALFORMED, UNTRUSTED_KEY, BAD_SIGNATURE)."""
+    def verify(self, root: Mapping[str, Any], stored: bytes | None = None) -> None:
+        """Raises UntrustedRelease naming why (its `reason`: MISSING, MALFORMED, UNTRUSTED_KEY, BAD_SIGNATURE).
+        `stored`: the bytes `root` was parsed from; the signature is checked on them when they are canonical (no
+        encoding again), else on the root encoded again."""
         raw = root.get("signature")
         if raw is None:
             raise UntrustedRelease("it has no signature; only releases signed by a trusted key "
@@ -118,12 +120,20 @@ class TrustedKeys:
         if key is None:
             raise UntrustedRelease(f"its signature is by key {short(signature.key_id)}, which is not trusted "
                                    f"(trusted: {', '.join(map(short, self.key_ids))})", UNTRUSTED_KEY)
-        try:
-            key.verify(der, message(signed_payload(root)), ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, ValueError):
+        cut = stored_payload(stored, root) if stored is not None else None
+        if cut is not None and _valid(key, der, cut):
+            return
+        if not _valid(key, der, signed_payload(root)):  # the root encoded again: it may have been stored otherwise
             raise UntrustedRelease(f"its signature by key {short(signature.key_id)} does not match its content: "
-                                   "altered after signing, or the signature of another release", BAD_SIGNATURE
-                                   ) from None
+                                   "altered after signing, or the signature of another release", BAD_SIGNATURE)
+
+
+def _valid(key: ec.EllipticCurvePublicKey, der: bytes, payload: bytes) -> bool:
+    try:
+        key.verify(der, message(payload), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _paths(trusted_keys: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None) -> list[str]:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from dagsync.core import keys, releases, signatures
 from dagsync.core.models import ManifestWrite, ReleasedProject
+from dagsync.core.serde import canonical
 from dagsync.core.signatures import LocalKeySigner, TrustedKeys, TrustError, verifier_from
 from tests.support import signing
 from tests.support.projects import TEST_CHAIN
@@ -153,3 +154,29 @@ def test_a_bad_trusted_key_file_is_refused_naming_the_file(tmp_path: Path, bad: 
         verifier_from([path])
     if bad in ("rsa", "p384"):
         assert "not an ECC_NIST_P256" in str(refused.value)
+
+
+def test_the_signature_is_checked_on_the_stored_bytes_and_nothing_may_follow_or_precede_it() -> None:
+    # Given a signed root as stored (canonical bytes, the signature its last key)
+    stored = releases.encode_root(releases.compose(
+        sequence=1, chain=TEST_CHAIN, manifest=ManifestWrite(etag='"m"'), now=NOW,
+        after={f"p{i}": entry(f"p{i}", "1") for i in range(3)}).root, signing.SIGNER)
+    root = json.loads(stored)
+    # Then the payload cut from the bytes is exactly what was signed, and the root verifies on it
+    assert releases.stored_payload(stored, root) == releases.signed_payload(root)
+    signing.VERIFIER.verify(root, stored=stored)
+    # When a key is added after the signature, or a signed key is given a second value before it (JSON parsers keep
+    # the last one), the bytes are not a payload plus its signature, and the root is refused all the same
+    evil = canonical({"99": "f" * 64})
+    after = stored[:-1] + b',"shards":' + evil + b"}"
+    before = stored[:stored.rfind(b',"signature":')] + b',"shards":' + evil + stored[stored.rfind(b',"signature":'):]
+    for forged in (after, before):
+        raw = json.loads(forged)
+        assert raw["shards"] == {"99": "f" * 64}
+        with pytest.raises(releases.UntrustedRelease) as refused:
+            signing.VERIFIER.verify(raw, stored=forged)
+        assert refused.value.reason == signatures.BAD_SIGNATURE
+    # And a root stored otherwise than canonically (whitespace) still verifies on its content
+    spaced = json.dumps(root, indent=1).encode()
+    assert releases.stored_payload(spaced, root) is None
+    signing.VERIFIER.verify(json.loads(spaced), stored=spaced)
