@@ -20,7 +20,8 @@ from dagsync.core.models import ManifestWrite, ReleasedProject
 from dagsync.core.serde import canonical
 from dagsync.core.signatures import LocalKeySigner, TrustedKeys, TrustError, verifier_from
 from tests.support import signing
-from tests.support.projects import TEST_CHAIN
+from tests.support.forgery import FORMS, forge
+from tests.support.projects import TEST_CHAIN, write_release
 from tests.support.store import FakeStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -180,3 +181,25 @@ def test_the_signature_is_checked_on_the_stored_bytes_and_nothing_may_follow_or_
     spaced = json.dumps(root, indent=1).encode()
     assert releases.stored_payload(spaced, root) is None
     signing.VERIFIER.verify(json.loads(spaced), stored=spaced)
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_the_verifier_the_airflow_bundle_builds_refuses_every_hand_written_release(form: str, tmp_path: Path) -> None:
+    # Given the Verifier the bundle builds from its settings (a comma-separated DAGSYNC_TRUSTED_KEYS), and
+    # releases 1 and 2 by the validator, then release.json written by hand in this form
+    verifier = verifier_from(str(signing.trusted_keys_file(tmp_path / "keys")), allow_unsigned=False)
+    store = FakeStore()
+    for sequence in (1, 2):
+        write_release(store, tmp_path / "src", sequence, {"alpha": (f"{sequence}.0", {"dag.py": f"a = {sequence}\n"})})
+    reason = forge(store, form, tmp_path / "forged")
+    # When it reads the current release as the bundle does (root, newest check, shards)
+    with pytest.raises(releases.UntrustedRelease) as refused:
+        stored = releases.read_root(store, verifier)
+        assert stored is not None
+        releases.check_newest(store, stored.root.sequence)
+        releases.load_shards(store, stored.root, releases.ShardCache())
+    # Then it is refused, with the reason the agent counts it under
+    assert refused.value.reason == reason
+    # And every release of the history still reads and verifies
+    for sequence in (1, 2):
+        assert releases.read_release(store, verifier, sequence=sequence) is not None
