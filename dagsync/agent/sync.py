@@ -130,6 +130,7 @@ class Syncer:
         try:
             releases.check_newest(self.store, release.sequence)
         except releases.UntrustedRelease as exc:
+            self.release = self.etag = None  # not a release to keep: the next cycle reads release.json again
             self._refused(exc.reason, str(exc))
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
 

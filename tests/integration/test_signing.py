@@ -181,3 +181,16 @@ def test_the_provisioned_key_has_the_algorithm_hosts_expect(aws: dict[str, Any],
     meta = kms_client.describe_key(KeyId=aws["signing_key_arn"])["KeyMetadata"]
     assert (meta["KeySpec"], meta["KeyUsage"]) == (kms.KEY_SPEC, kms.KEY_USAGE)
     assert signatures.ALGORITHM in meta["SigningAlgorithms"]
+
+
+def test_the_function_reads_its_keys_from_the_environment_the_stack_sets() -> None:
+    from dagsync.lambdas.validator import Settings
+
+    settings = Settings.from_env({"DAGSYNC_BUCKET": "bkt", "DAGSYNC_TOPIC_ARN": "arn:t",
+                                  "DAGSYNC_SIGNING_KEY_ID": "arn:aws:kms:us-east-1:1:key/new",
+                                  "DAGSYNC_TRUSTED_KEY_IDS": "arn:aws:kms:us-east-1:1:key/old, ,"})
+    assert settings.signing_key_id.endswith("key/new")
+    assert settings.trusted_key_ids == ("arn:aws:kms:us-east-1:1:key/old",)
+    # Without a signing key the function does not start: it never writes an unsigned release
+    with pytest.raises(ValueError, match="signing_key_id"):
+        Settings.from_env({"DAGSYNC_BUCKET": "bkt", "DAGSYNC_TOPIC_ARN": "arn:t"})

@@ -194,3 +194,18 @@ def test_a_state_recorded_before_buckets_were_keeps_its_chain(publish: Callable,
     publish(A2, sequence=5)
     assert first.sync(full=True).outcome == "success" and first.state.sequence == 5
     assert first.state.chain == TEST_CHAIN and first.state.bucket == "env-a"
+
+
+def test_a_refused_older_release_is_refused_on_every_cycle_not_only_the_first(
+    publish: Callable, make_syncer: Callable[..., Syncer], store: FakeStore, dags: Path, tmp_path: Path
+) -> None:
+    # Given a fresh host, and release 1 put back at release.json while the history holds release 2
+    publish(A1, sequence=1)
+    publish(A2, sequence=2)
+    forge(store, "older signed release replayed", tmp_path / "forged")
+    syncer = make_syncer(write_status=False)
+    assert syncer.sync(full=True).outcome == "error"
+    # When change events arrive (conditional reads) and the timer reconciles
+    outcomes = [syncer.sync(full=full).outcome for full in (False, False, True)]
+    # Then each cycle refuses it again: none reports the host healthy on it, and nothing is linked
+    assert outcomes == ["error", "error", "error"] and live(dags) == {}
