@@ -21,10 +21,11 @@ from typing import Any
 
 import psutil
 
-from bench.common import client
+from bench.common import SIGNER, client
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import Settings, Syncer
 from dagsync.agent.volume import Volume
+from dagsync.core.signatures import TrustedKeys
 from dagsync.core.store import S3Store
 
 
@@ -40,7 +41,8 @@ def main(argv: list[str]) -> int:
     dags_dir, endpoint, bucket = Path(argv[0]), argv[1], argv[2]
     who = argv[3] if len(argv) > 3 else "dagsync"
     store = S3Store(client("s3", endpoint, who), bucket)
-    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe"), Metrics(), threading.Event())
+    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket), Metrics(), threading.Event(),
+                    TrustedKeys([SIGNER.public_key]))
     me = psutil.Process()
     profile = os.environ.get("BENCH_PROFILE")
     print(json.dumps({"ready": True}), flush=True)

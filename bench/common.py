@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -15,12 +16,37 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dagsync.core.signatures import LocalKeySigner, TrustedKeys, public_pem
+from dagsync.core.store import ObjectStore
+from dagsync.gate.validator import Validator
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench-cache"
 RESULTS = CACHE / "results"
 REGION = "us-east-1"
 BUCKET = "dagsync-bench"
+
+
+# Releases the benchmarks write themselves (without the local stack's KMS key) are signed with this fixed key,
+# derived from a constant so that every bench process has it: for benchmarks only, never trusted anywhere else.
+SIGNER = LocalKeySigner(ec.derive_private_key(int.from_bytes(hashlib.sha256(b"dagsync bench").digest(), "big"),
+                                              ec.SECP256R1()))
+
+
+def trusted_keys_file() -> Path:
+    """SIGNER's public key as a PEM file, for the agents the benchmarks start (--trusted-keys)."""
+    path = CACHE / "bench-release-signing.pem"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(public_pem(SIGNER.public_key))
+    return path
+
+
+def validator(store: ObjectStore) -> Validator:
+    """The real validator, signing with SIGNER, announcing nothing, recording no history."""
+    return Validator(store, on_release=lambda _: None, record_history=False, signer=SIGNER,
+                     verifier=TrustedKeys([SIGNER.public_key]))
 
 
 def client(service: str, endpoint_url: str, who: str, **config: Any) -> Any:

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import validator
 from dagsync.core import keys
 from dagsync.core.archive import build_archive, iter_members
 from dagsync.core.dagcheck import inspect_members
 from dagsync.core.models import Catalog, CatalogEntry, Manifest, utcnow
 from dagsync.core.serde import dump_yaml
 from dagsync.core.store import S3Store
-from dagsync.gate.validator import Validator
 
 FILES_PER_PROJECT = 10
 PLAIN_PREFIX = "plain/"
@@ -140,7 +140,7 @@ def load(s3: Any, bucket: str, put: Put, projects: int, *, version: str = "1.0.0
             put_plain(put, b)
             built[b.project] = b
     put_manifest(s3, bucket, dict.fromkeys(names, version))
-    outcome = Validator(S3Store(s3, bucket), on_release=lambda _: None, record_history=False).run()
+    outcome = validator(S3Store(s3, bucket)).run()
     assert outcome.status == "accepted", outcome
     return Dataset(
         projects=projects,

@@ -13,10 +13,9 @@ import tempfile
 from pathlib import Path
 
 from bench import dataset, tools
-from bench.common import BUCKET, CACHE, ROOT, client, tool_env
+from bench.common import BUCKET, CACHE, ROOT, client, tool_env, validator
 from bench.counting import CountingMotoServer, backend_put
 from dagsync.core.store import S3Store
-from dagsync.gate.validator import Validator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 counted = (server.snapshot() - before).for_client("dagsync")
                 print(f"{command:6} {answer['seconds'] * 1000:9.1f} ms {counted.requests:5} requests", flush=True)
             dataset.change_one(s3, BUCKET, data, dataset.project_name(1), "1.1.0")
-            Validator(S3Store(s3, BUCKET), on_release=lambda _: None, record_history=False).run()
+            validator(S3Store(s3, BUCKET)).run()
             answer = worker.ask("event")
             print(f"change {answer['seconds'] * 1000:9.1f} ms", flush=True)
         finally:

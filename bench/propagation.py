@@ -32,7 +32,7 @@ from dagsync.core import constants
 from dagsync.core.aws import AwsSettings
 from dagsync.core.store import S3Store
 from dagsync.core.topology import Topology
-from dagsync.local.stack import EventSourceRunner, default_hosts, provision
+from dagsync.local.stack import EventSourceRunner, default_hosts, provision, write_trusted_key
 from dagsync.publish.publisher import promote, publish
 
 PROJECTS = 10
@@ -53,7 +53,7 @@ class Stack:
         # The validator (in this process) signs as "validator"; everything else names itself.
         os.environ.update({"AWS_ACCESS_KEY_ID": "validator", "AWS_SECRET_ACCESS_KEY": "bench",
                            "AWS_DEFAULT_REGION": constants.DEFAULT_REGION, "POWERTOOLS_LOG_LEVEL": "WARNING"})
-        settings = AwsSettings(region=constants.DEFAULT_REGION, endpoint_url=url)
+        settings = self.settings = AwsSettings(region=constants.DEFAULT_REGION, endpoint_url=url)
         self.info = provision(settings, Topology(prefix=constants.LOCAL_PREFIX, hosts=self.hosts),
                               constants.LOCAL_BUCKET)
         self.runner = EventSourceRunner(settings, self.info, schedule_interval=3600)
@@ -69,13 +69,15 @@ class Stack:
 def start_agents(stack: Stack, work: Path) -> tuple[dict[str, Path], list[subprocess.Popen[bytes]]]:
     dirs: dict[str, Path] = {}
     procs: list[subprocess.Popen[bytes]] = []
+    # The validator signs with the stack's key in moto's KMS, as under `dagsync local up`: agents pin its public key.
+    trusted = write_trusted_key(stack.settings, stack.info["signing_key_arn"], work / "release-signing.pem")
     for host in stack.hosts:
         dags = work / host / "dags"
         dags.mkdir(parents=True)
         dirs[host] = dags
         cmd = [str(AGENT), "run", "--dags-dir", str(dags), "--bucket", constants.LOCAL_BUCKET,
                "--endpoint-url", stack.server.endpoint_url, "--queue-url", stack.info["host_queues"][host],
-               "--host", host, "--listen", "0", "--log-level", "warning"]
+               "--host", host, "--listen", "0", "--log-level", "warning", "--trusted-keys", str(trusted)]
         log = open(work / f"{host}.log", "w")  # noqa: SIM115 - owned by the child
         procs.append(subprocess.Popen(cmd, env=tool_env("agent"), stdout=log, stderr=subprocess.STDOUT))
     return dirs, procs

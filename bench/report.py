@@ -250,6 +250,29 @@ def _parse_gate(doc: Doc, pg: dict[str, Any], cmds: dict[str, str]) -> None:
             "")
 
 
+def _verification(doc: Doc, ver: dict[str, Any], command: str) -> None:
+    """Section for bench/verify_release.py: what checking a signed release costs a host."""
+    rows = ver["releases"]
+    worst = max(r["verify"]["median_ms"] for r in rows.values())
+    doc.target(f"verify a {ver['projects']:,}-project release on a host", f"<= {ver['target_ms']:g} ms",
+               f"{worst:.2f} ms at most (median)", worst <= ver["target_ms"])
+    doc.add(f"## Verifying a signed release: {ver['projects']:,} projects", "", f"`{command}`", "",
+            "`bench/verify_release.py` builds the release in memory with `dagsync.core.releases` (the validator's "
+            "code; 256 shards at most), signs its root with an ECDSA P-256 key as KMS does, and times what a host "
+            "adds to fetching it: one signature check of the root (`TrustedKeys`, on the stored bytes) and the "
+            "sha256 of every shard. The first release of a bucket (or of a new chain) lists every project in "
+            "`changes`; the next one, one change.", "",
+            "| release | root | shards | signature | shards' sha256 | verify (both) | parsing the shards (context) |",
+            "| --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in rows.items():
+        v = r["verify"]
+        doc.add(f"| {name} ({r['changes']:,} in `changes`) | {size(r['root_bytes'])} | {r['shards']} "
+                f"({size(r['shard_bytes'])}) | {r['signature']['median_ms']:.2f} ms | "
+                f"{r['shard_sha256']['median_ms']:.2f} ms | {v['median_ms']:.2f} ms ({v['min_ms']:.2f}-"
+                f"{v['max_ms']:.2f}) | {r['parse_shards']['median_ms']:.0f} ms |")
+    doc.add("")
+
+
 def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
     mb = 1 / 2**20
     peak = max(foot["cold_peak_rss_bytes"], foot["idle_rss_bytes"]) * mb
@@ -274,6 +297,7 @@ def write() -> Path:
     run = read_result("run") or {}
     prop, fan = read_result("propagation"), read_result("fanout")
     sbs, val = read_result("side_by_side"), read_result("validator")
+    ver = read_result("verify_release")
     cmds: dict[str, str] = run.get("commands", {})
     doc = Doc()
     if prop:
@@ -281,6 +305,8 @@ def write() -> Path:
         _propagation(doc, prop, fan, cmds)
     if val:
         _validator(doc, val, cmds.get("validator", val["command"]))
+    if ver:
+        _verification(doc, ver, cmds.get("verify_release", "python -m bench.verify_release"))
     if sbs:
         _side_by_side(doc, sbs, cmds)
         _footprint(doc, sbs["footprint"])

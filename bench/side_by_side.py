@@ -23,10 +23,9 @@ from typing import Any
 import psutil
 
 from bench import dataset, tools
-from bench.common import BUCKET, client, describe, tool_env, write_result
+from bench.common import BUCKET, client, describe, tool_env, trusted_keys_file, validator, write_result
 from bench.counting import CountingMotoServer, Summary, backend_put
 from dagsync.core.store import S3Store
-from dagsync.gate.validator import Validator
 
 TOOLS = ("dagsync once", "dagsync daemon", "aws s3 sync", "S3DagBundle")
 WHO = {"dagsync once": "dagsync-once", "dagsync daemon": "dagsync-daemon", "aws s3 sync": "awscli",
@@ -113,7 +112,7 @@ class Bench:
         version = f"1.1.{r}"
         s3 = client("s3", self.url, "loader")
         dataset.change_one(s3, BUCKET, self.data, project, version)
-        outcome = Validator(S3Store(s3, BUCKET), on_release=lambda _: None, record_history=False).run()
+        outcome = validator(S3Store(s3, BUCKET)).run()
         assert outcome.status == "accepted", outcome
         self.measure("change", "dagsync once", lambda: self._once(d))
         self.measure("change", "dagsync daemon", lambda: self._in_process(probe, "event"))
@@ -144,7 +143,7 @@ def footprint(server: CountingMotoServer, work: Path, projects: int, idle_second
     dags = tools.reset_dir(work / "footprint-dags")
     cmd = [str(tools.AGENT), "run", "--dags-dir", str(dags), "--bucket", BUCKET, "--endpoint-url",
            server.endpoint_url, "--queue-url", queue_url, "--host", "bench-footprint", "--listen", "0",
-           "--log-level", "warning"]
+           "--log-level", "warning", "--trusted-keys", str(trusted_keys_file())]
     log = open(work / "footprint-agent.log", "w")  # noqa: SIM115
     import subprocess
 

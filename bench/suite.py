@@ -62,6 +62,13 @@ def validator(sizes: Sizes) -> tuple[float, dict[str, Any]]:
     return elapsed, {"projects": sizes.projects, "command": " ".join(cmd), "rows": rows, "stdout": out}
 
 
+def verification(scenario: Any, sizes: Sizes) -> None:
+    """bench/verify_release.py: a host's cost to verify a signed release (10,000 projects, the issue's size, in both
+    modes: it is CPU only and takes seconds)."""
+    scenario("verify_release", "bench.verify_release", "--projects", "10000", "--repeats",
+             "200" if sizes.mode == "full" else "50")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     durations["validator"], found = validator(sizes)
     commands["validator"] = found["command"].replace(py, "python")
     write_result("validator", found)
+    verification(scenario, sizes)
     scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
              str(sizes.repeats), "--idle-seconds", str(sizes.idle_seconds))
     scenario("parse_gate", "bench.parse_gate", "--repeats", "5" if sizes is FULL else "2")

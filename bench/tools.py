@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.common import CACHE, REGION, ROOT, timed_run, tool_env
+from bench.common import CACHE, REGION, ROOT, timed_run, tool_env, trusted_keys_file
 
 AWSCLI = CACHE / "awscli" / "bin" / "aws"
 AIRFLOW_PY = CACHE / "airflow" / "bin" / "python"
@@ -39,7 +39,8 @@ def reset_dir(path: Path) -> Path:
 
 def dagsync_once(endpoint: str, bucket: str, dags_dir: Path, who: str = "dagsync") -> float:
     cmd = [str(AGENT), "once", "--dags-dir", str(dags_dir), "--bucket", bucket, "--endpoint-url", endpoint,
-           "--host", "bench-once", "--listen", "0", "--log-level", "warning"]
+           "--host", "bench-once", "--listen", "0", "--log-level", "warning", "--trusted-keys",
+           str(trusted_keys_file())]
     elapsed, _ = timed_run(cmd, tool_env(who))
     return elapsed
 

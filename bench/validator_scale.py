@@ -25,6 +25,8 @@ from bench.dataset import build, put_dagsync, put_manifest
 from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
 from dagsync.core.documents import read_catalog, read_release
+from dagsync.core.kms import KmsSigner, create_signing_key
+from dagsync.core.signatures import TrustedKeys
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
 
@@ -81,7 +83,11 @@ def main() -> int:
         put_manifest(client, BUCKET, live)
         print(f"setup: {args.projects} projects catalogued in {time.perf_counter() - start:.1f}s")
         counter = Counting(client)
-        validator = Validator(store, on_release=lambda _: None)
+        # Signed as in AWS: KMS (moto's, in this process) signs every root; the validator trusts that key only.
+        kms_client = AwsSettings(region="us-east-1").client("kms")
+        signer = KmsSigner(kms_client, create_signing_key(kms_client, "alias/bench-release-signing", "bench"))
+        validator = Validator(store, on_release=lambda _: None, signer=signer,
+                              verifier=TrustedKeys([signer.public_key]))
         sizes: list[int] = []
         measure(f"cold: all {args.projects} new", validator, counter, sizes, store)
         measure("no-op: manifest unchanged", validator, counter, sizes, store)

@@ -6,6 +6,7 @@ from typing import cast
 
 from aws_cdk import CfnElement, Duration
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -62,7 +63,8 @@ class PublisherAccess(Construct):
 class AgentAccess(Construct):
     """What one host's agent needs: read archives and release.json, report its own status, drain its queue."""
 
-    def __init__(self, scope: Construct, id_: str, *, bucket: s3.Bucket, host: str, queue: sqs.IQueue) -> None:
+    def __init__(self, scope: Construct, id_: str, *, bucket: s3.Bucket, host: str, queue: sqs.IQueue,
+                 signing_keys: list[kms.IKey]) -> None:
         super().__init__(scope, id_)
         self.policy = iam.ManagedPolicy(
             self,
@@ -73,6 +75,8 @@ class AgentAccess(Construct):
                 iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(
                     keys.host_status_key(host))]),
                 iam.PolicyStatement(actions=list(AGENT_QUEUE_ACTIONS), resources=[queue.queue_arn]),
+                # Only for --trusted-kms-keys (an opt-in): a public key is no secret; signing stays the validator's.
+                iam.PolicyStatement(actions=["kms:GetPublicKey"], resources=[k.key_arn for k in signing_keys]),
             ],
         )
         _wildcards(self.policy, bucket, AGENT_READ, f"The agent on {host}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,10 @@ class EnvironmentConfig:
     alarm_email: str | None = None
     dags_dir: str = DEFAULT_DAGS_DIR
     retain_data: bool = True
+    # Release signing keys by name; the validator signs with `signing_key` (default: the first). A rotation adds the
+    # next name, then switches `signing_key` to it once every host trusts it, then drops the old name.
+    signing_keys: tuple[str, ...] = (constants.DEFAULT_SIGNING_KEY,)
+    signing_key: str = constants.DEFAULT_SIGNING_KEY
 
     @property
     def prefix(self) -> str:
@@ -74,7 +79,22 @@ def expand_hosts(entries: Sequence[Any]) -> tuple[str, ...]:
 
 
 _KNOWN_KEYS = {"account", "region", "hosts", "reconcile_interval_s", "retention_days", "alarm_email", "dags_dir",
-               "retain_data"}
+               "retain_data", "signing_keys", "signing_key"}
+KEY_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+def parse_signing_keys(name: str, raw: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
+    keys = raw.get("signing_keys", [constants.DEFAULT_SIGNING_KEY])
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and KEY_NAME_RE.fullmatch(k)
+                                                          for k in keys):
+        raise ConfigError(f"environment {name!r}: signing_keys must be a non-empty list of names of 1-20 of "
+                          f"a-z 0-9 - (got {keys!r})")
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"environment {name!r}: signing_keys lists a name more than once: {keys}")
+    active = raw.get("signing_key", keys[0])
+    if active not in keys:
+        raise ConfigError(f"environment {name!r}: signing_key {active!r} is not one of signing_keys {keys}")
+    return tuple(keys), str(active)
 
 
 def parse_environment(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
@@ -90,6 +110,7 @@ def parse_environment(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
     interval = float(raw.get("reconcile_interval_s", constants.DEFAULT_RECONCILE_INTERVAL_S))
     if interval <= 0:
         raise ConfigError(f"environment {name!r}: reconcile_interval_s must be positive")
+    signing_keys, signing_key = parse_signing_keys(name, raw)
     return EnvironmentConfig(
         name=name,
         hosts=expand_hosts(raw.get("hosts", [])),
@@ -100,6 +121,8 @@ def parse_environment(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
         alarm_email=_optional_str(raw.get("alarm_email")),
         dags_dir=str(raw.get("dags_dir", DEFAULT_DAGS_DIR)),
         retain_data=bool(raw.get("retain_data", True)),
+        signing_keys=signing_keys,
+        signing_key=signing_key,
     )
 
 

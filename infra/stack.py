@@ -17,6 +17,7 @@ from infra.alerts import AlertTopic
 from infra.bundling import validator_code
 from infra.config import EnvironmentConfig
 from infra.fanout import FanOut
+from infra.signing import ReleaseSigningKeys
 from infra.storage import Storage
 from infra.validator import ValidatorFunction
 
@@ -27,6 +28,10 @@ MIN_SILENCE = Duration.minutes(15)
 
 def output_id(host: str, what: str) -> str:
     return "Host" + "".join(part.capitalize() for part in re.split(r"[^a-z0-9]+", host)) + what
+
+
+def signing_output_id(name: str) -> str:
+    return "ReleaseSigningKey" + "".join(part.capitalize() for part in re.split(r"[^a-z0-9]+", name)) + "Arn"
 
 
 class DagSyncStack(Stack):
@@ -58,10 +63,16 @@ class DagSyncStack(Stack):
             code=code or validator_code(),
             retention_days=config.retention_days,
         )
+        self.signing = ReleaseSigningKeys(self, "ReleaseSigning", topology=self.topology, names=config.signing_keys,
+                                          active=config.signing_key, signer=self.validator.role)
+        self.validator.function.add_environment(constants.ENV_SIGNING_KEY, self.signing.active.key_arn)
+        if self.signing.others:
+            self.validator.function.add_environment(constants.ENV_TRUSTED_KEY_IDS,
+                                                    ",".join(k.key_arn for k in self.signing.others))
         self.publisher = PublisherAccess(self, "Publisher", bucket=self.storage.bucket)
         self.agents = {
             host: AgentAccess(self, f"Agent-{host}", bucket=self.storage.bucket, host=host,
-                              queue=self.fanout.queue(host))
+                              queue=self.fanout.queue(host), signing_keys=list(self.signing.keys.values()))
             for host in config.hosts
         }
         silence = max(config.reconcile_interval_s * SILENT_AFTER_INTERVALS, MIN_SILENCE.to_seconds())
@@ -87,6 +98,12 @@ class DagSyncStack(Stack):
         CfnOutput(self, "PublisherRoleArn", value=self.publisher.role.role_arn, description="Role for CI")
         CfnOutput(self, "PublisherPolicyArn", value=self.publisher.policy.managed_policy_arn,
                   description="Policy for CI (attach to your own CI role instead of assuming ours)")
+        for name, key in self.signing.keys.items():
+            active = " (the validator signs with it)" if key is self.signing.active else ""
+            CfnOutput(self, signing_output_id(name), value=key.key_arn,
+                      description=f"Release signing key {name}{active}: pin its public key on every host as "
+                                  f"{constants.trusted_key_path(name)} (docs/infrastructure.md)")
+        trusted = ",".join(constants.trusted_key_path(name) for name in self.signing.keys)
         for host, agent in self.agents.items():
             queue_url = self.fanout.queue(host).queue_url
             CfnOutput(self, output_id(host, "QueueUrl"), value=queue_url, description=f"Queue of host {host}")
@@ -105,6 +122,7 @@ class DagSyncStack(Stack):
                         (constants.ENV_REGION, self.region),
                         (constants.ENV_DAGS_DIR, config.dags_dir),
                         (constants.ENV_RECONCILE_INTERVAL, f"{config.reconcile_interval_s:g}"),
+                        (constants.ENV_TRUSTED_KEYS, trusted),
                     )
                 ),
             )

@@ -1,7 +1,7 @@
 """`dagsync-agent run` (the daemon) and `dagsync-agent once` (init-container mode).
 
-Exit codes: 0 done / stopped by SIGTERM; 1 sync failed (once) or --max-failures reached (run);
-2 bad configuration."""
+Exit codes: 0 done / stopped by SIGTERM; 1 sync failed (once), --max-failures reached (run) or a trusted key could
+not be fetched from KMS; 2 bad configuration (a trusted key file included)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,24 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from dagsync.core.releases import Verifier
+from dagsync.core.signatures import TrustError
+
 from . import AGENT_VERSION, logs
 from .config import CONFIG_ENV, ENV_VARS, AgentConfig, ConfigError, load_config
 from .loop import make_syncer, run_agent
 from .metrics import Metrics
+from .trust import KeyFetchError, build_verifier
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def _flag_help(name: str) -> tuple[type, str]:
-    """A setting's flag type and help, from its declaration on AgentConfig."""
+    """A setting's flag type and help, from its declaration on AgentConfig (lists are comma-separated strings)."""
     field = AgentConfig.model_fields[name]
-    kind: type = int if field.annotation is int else float if field.annotation is float else str
-    default = "" if field.is_required() or field.default_factory or field.default is None else \
+    kinds: dict[object, type] = {int: int, float: float, bool: bool}
+    kind = kinds.get(field.annotation, str)
+    default = "" if field.is_required() or field.default_factory or field.default in (None, (), False) else \
         f" (default {field.default})"
     return kind, f"{field.description}{default} [env {ENV_VARS[name]}]"
 
@@ -33,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", help=f"YAML file of settings (env {CONFIG_ENV})")
     for name in AgentConfig.model_fields:
         kind, text = _flag_help(name)
-        common.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:  # a switch: given means true; absent leaves the env, the file or the default to decide
+            common.add_argument(flag, dest=name, action="store_const", const=True, help=text)
+        else:
+            common.add_argument(flag, dest=name, type=kind, help=text)
     parser = argparse.ArgumentParser(prog="dagsync-agent", description="Keep this host's DAG folder in sync.")
     parser.add_argument("--version", action="version", version=f"dagsync-agent {AGENT_VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,8 +59,8 @@ def configure(args: argparse.Namespace) -> AgentConfig:
     return load_config(flags, os.environ, args.config)
 
 
-def run_once(cfg: AgentConfig, projects: list[str] | None) -> int:
-    syncer = make_syncer(cfg, Metrics(), threading.Event(), write_status=False)
+def run_once(cfg: AgentConfig, projects: list[str] | None, verifier: Verifier) -> int:
+    syncer = make_syncer(cfg, Metrics(), threading.Event(), write_status=False, verifier=verifier)
     only = sorted(set(projects)) if projects else None
     result = syncer.sync(full=True, only=only)
     if result.outcome == "error":
@@ -71,9 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(cfg.log_level)
     logs.info("starting", command=args.command, version=AGENT_VERSION, config=cfg.redacted())
     try:
+        verifier = build_verifier(cfg)
+    except TrustError as exc:
+        logs.error("cannot start", error=str(exc))
+        print(f"dagsync-agent: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyFetchError as exc:
+        logs.error("cannot start", error=str(exc))
+        print(f"dagsync-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
         if args.command == "once":
-            return run_once(cfg, args.project)
-        return run_agent(cfg)
+            return run_once(cfg, args.project, verifier)
+        return run_agent(cfg, verifier)
     except OSError as exc:
         logs.error("cannot start", error=str(exc))
         print(f"dagsync-agent: {exc}", file=sys.stderr)

@@ -11,12 +11,12 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse, urlunparse
 
 import yaml
-from pydantic import AliasChoices, AliasGenerator, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic import AliasChoices, AliasGenerator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
 from dagsync.core import constants
@@ -83,6 +83,14 @@ class AgentConfig(BaseSettings):
     backoff_max: float = Field(60.0, gt=0, description="longest back-off after failures, seconds")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="debug, info, warning or "
                                                                                         "error")
+    # Release signatures: a list is one comma-separated string in the environment and on the command line.
+    trusted_keys: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="PEM files of the public keys whose signed releases this host applies, comma-separated")
+    trusted_kms_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="opt-in: also trust these KMS keys (ids or ARNs), their public keys fetched at start-up, "
+                        "comma-separated")
+    allow_unsigned: bool = Field(False, description="apply releases without checking signatures (only without "
+                                                    "trusted keys; logged at start)")
 
     @field_validator("dags_dir")
     @classmethod
@@ -106,6 +114,31 @@ class AgentConfig(BaseSettings):
     def _listen(cls, value: str) -> str:
         parse_listen(value)
         return value
+
+    @field_validator("trusted_keys", "trusted_kms_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _absolute_keys(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        return tuple(p.expanduser().absolute() for p in value)
+
+    @model_validator(mode="after")
+    def _trust_is_explicit(self) -> AgentConfig:
+        trusted = bool(self.trusted_keys or self.trusted_kms_keys)
+        if trusted and self.allow_unsigned:
+            raise ValueError("allow_unsigned and trusted keys are both set: choose one (with trusted keys, "
+                             "unsigned releases are refused)")
+        if not trusted and not self.allow_unsigned:
+            raise ValueError(
+                f"no trusted release signing keys: set --trusted-keys ({ENV_PREFIX}TRUSTED_KEYS, PEM files of the "
+                f"validator's public key) or, to apply releases whose signature nobody checks, --allow-unsigned "
+                f"({ENV_PREFIX}ALLOW_UNSIGNED=true)")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -194,5 +227,5 @@ def load_config(
             name = ".".join(str(p) for p in err["loc"]) or "(config)"
             where = sources.get(name, "missing; set the flag or " + ENV_VARS.get(name, "config file key"))
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{name} ({where}): {msg}")
+            problems.append(f"{name} ({where}): {msg}" if err["loc"] else msg)
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,7 +1,8 @@
 """Health and metrics over HTTP (stdlib http.server + prometheus-client).
 
 GET /healthz  200 while the loop is alive (it beats at least once per cycle), else 503
-GET /readyz   503 until the first full sync; then 200 "ok", or 200 "degraded: <error>" while syncs fail
+GET /readyz   503 until the first full sync (with the last error, e.g. a release refused for its signature);
+              then 200 "ok", or 200 "degraded: <error>" while syncs fail
               (the DAG folder still holds the last good state; after a restart with live projects on disk,
               ready and degraded at once)
 GET /metrics  Prometheus text format, from the agent's own registry
@@ -53,7 +54,8 @@ def _handler(health: Health, on_sync: Callable[[], None]) -> type[BaseHTTPReques
                 self._send(200 if ok else 503, b"ok\n" if ok else b"stalled: the sync loop has not run lately\n")
             elif path == "/readyz":
                 if not health.ready:
-                    self._send(503, b"not ready: waiting for the first full sync\n")
+                    why = f" (last error: {health.degraded})" if health.degraded else ""
+                    self._send(503, f"not ready: waiting for the first full sync{why}\n".encode())
                 elif health.degraded:
                     self._send(200, f"degraded: {health.degraded}\n".encode())
                 else:

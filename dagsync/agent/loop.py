@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from dagsync.core.aws import AwsSettings
+from dagsync.core.releases import Verifier
 from dagsync.core.store import S3Store
 
 from . import logs
@@ -32,16 +33,18 @@ def backoff(failures: int, cap: float, base: float = 1.0) -> float:
     return random.uniform(delay / 2, delay)
 
 
-def make_syncer(cfg: AgentConfig, metrics: Metrics, stop: threading.Event, *, write_status: bool) -> Syncer:
+def make_syncer(cfg: AgentConfig, metrics: Metrics, stop: threading.Event, *, write_status: bool,
+                verifier: Verifier) -> Syncer:
     client = AwsSettings.resolve(cfg.region, cfg.endpoint_url).client("s3")
     settings = Settings(
         host=cfg.host,
+        bucket=cfg.bucket,
         keep_versions=cfg.keep_versions,
         retention_grace=cfg.retention_grace,
         digest_every=cfg.digest_every,
         write_status=write_status,
     )
-    return Syncer(S3Store(client, cfg.bucket), Volume(cfg.dags_dir), settings, metrics, stop)
+    return Syncer(S3Store(client, cfg.bucket), Volume(cfg.dags_dir), settings, metrics, stop, verifier)
 
 
 class QueuePoller(threading.Thread):
@@ -138,9 +141,9 @@ class Agent:
             self.kick.wait(min(SIGNAL_LATENCY_S, remaining))
 
 
-def run_agent(cfg: AgentConfig) -> int:
+def run_agent(cfg: AgentConfig, verifier: Verifier) -> int:
     metrics, stop, kick = Metrics(), threading.Event(), threading.Event()
-    syncer = make_syncer(cfg, metrics, stop, write_status=True)
+    syncer = make_syncer(cfg, metrics, stop, write_status=True, verifier=verifier)
     health = Health(metrics, liveness_window=max(300.0, 3 * cfg.reconcile_interval + cfg.backoff_max))
     agent = Agent(cfg, syncer, health, stop, kick)
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())

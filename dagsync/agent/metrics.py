@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from dagsync.core import signatures
+
 from . import AGENT_VERSION
 
 OUTCOMES = ("success", "error", "noop")
+REFUSALS = (signatures.MISSING, signatures.MALFORMED, signatures.UNTRUSTED_KEY, signatures.BAD_SIGNATURE)
 
 
 class Metrics:
@@ -59,5 +62,20 @@ class Metrics:
             "dagsync_agent_queue_messages", "Change messages received from the host queue.", registry=r
         )
         self.queue_errors = Counter("dagsync_agent_queue_errors", "Failed SQS receive/delete calls.", registry=r)
+        self.releases_refused = Counter(
+            "dagsync_agent_releases_refused",
+            "Releases not applied, by reason: the signature (missing_signature, malformed_signature, untrusted_key, "
+            "bad_signature), the shards (bad_shard, missing_shard), or older than what this host applied "
+            "(older_release, older_chain).", ["reason"], registry=r,
+        )
+        for reason in REFUSALS:
+            self.releases_refused.labels(reason)
+        self.chain_changes = Counter(
+            "dagsync_agent_chain_changes",
+            "Release chains this host started over from, by reason (newer_chain, other_bucket).", ["reason"],
+            registry=r,
+        )
+        for reason in ("newer_chain", "other_bucket"):
+            self.chain_changes.labels(reason)
         self.info = Info("dagsync_agent", "Agent build information.", registry=r)
         self.info.info({"version": AGENT_VERSION})

@@ -39,6 +39,7 @@ class AgentState(BaseModel):
 
     schema_version: Literal[1] = 1
     chain: Chain | None = None  # the release chain the sequences below count in
+    bucket: str | None = None  # the bucket that chain came from (None: recorded before buckets were)
     sequence: int = 0  # the last release applied completely
     highest_sequence: int = 0  # the newest release any part of which was applied: never go below it
     release_etag: str | None = None

@@ -40,6 +40,7 @@ def _default(setting: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     host: str
+    bucket: str = ""  # where releases come from: a chain is followed only within the bucket it came from
     keep_versions: int = _default("keep_versions")
     retention_grace: float = _default("retention_grace")
     digest_every: int = _default("digest_every")
@@ -58,10 +59,10 @@ class SyncResult:
 class Syncer:
     def __init__(
         self, store: ObjectStore, volume: Volume, settings: Settings, metrics: Metrics, stop: threading.Event,
-        verifier: releases.Verifier | None = None,
+        verifier: releases.Verifier,
     ) -> None:
         self.store = store
-        self.verifier = verifier or releases.AcceptUnsigned()
+        self.verifier = verifier  # nothing is applied that it did not accept (dagsync.agent.trust)
         self.shards = releases.ShardCache()
         self.volume = volume
         self.settings = settings
@@ -113,25 +114,51 @@ class Syncer:
         except NotModified:
             assert self.release is not None
             return self.release, False
-        except (serde.DocumentError, releases.UntrustedRelease) as exc:
+        except releases.UntrustedRelease as exc:  # forged or tampered: refused, counted, and the host keeps its DAGs
+            self._refused(exc.reason, str(exc))
+            raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
+        except serde.DocumentError as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
         self.shards.keep(stored.root.shards.values())
         self.release, self.etag = releases.assemble(stored.root, projects), stored.etag
         return self.release, True
 
+    def _check_newest(self, release: Release) -> None:
+        """Newer than anything this host applied, but is it the newest? An older release put back at release.json
+        (even one correctly signed) is refused when the history holds a later one: this host, fresh or lagging,
+        has nothing of its own to compare it with."""
+        try:
+            releases.check_newest(self.store, release.sequence)
+        except releases.UntrustedRelease as exc:
+            self.release = self.etag = None  # not a release to keep: the next cycle reads release.json again
+            self._refused(exc.reason, str(exc))
+            raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
+
+    def _refused(self, reason: str, error: str, **kv: object) -> None:
+        self.metrics.releases_refused.labels(reason).inc()
+        logs.warning("release refused", reason=reason, error=error, **kv)
+
     def _same_chain(self, release: Release) -> bool:
-        """Sequences count within a chain. A chain made later than ours replaces it (a redeployed bucket): start
-        over from it. One made earlier is refused (an old bucket, or an old release replayed)."""
-        if release.chain is None or release.chain == self.state.chain:
+        """Sequences count within a chain, and a chain within the bucket it came from. From another bucket (the host
+        was pointed at another environment), any chain is taken, older or not. In the same bucket, a chain made
+        later replaces ours (a redeployed environment, a restored volume): start over from it; one made earlier
+        is refused (an old release replayed)."""
+        ours, bucket = self.state.chain, self.settings.bucket
+        if release.chain is None or release.chain == ours:
+            self.state.bucket = bucket
             return True
-        ours = self.state.chain
-        if ours is not None and release.chain.created_at <= ours.created_at:
-            logs.warning("ignored release from an older chain", chain=release.chain.id, ours=ours.id,
-                         sequence=release.sequence)
+        moved = self.state.bucket is not None and self.state.bucket != bucket
+        if ours is not None and not moved and release.chain.created_at <= ours.created_at:
+            self._refused("older_chain", "release from a chain made before this host's", chain=release.chain.id,
+                          ours=ours.id, sequence=release.sequence)
             return False
-        logs.warning("new release chain: starting over from it", chain=release.chain.id,
-                     previous=ours.id if ours else None, sequence=release.sequence)
-        self.state.chain = release.chain
+        if ours is not None:
+            reason = "other_bucket" if moved else "newer_chain"
+            self.metrics.chain_changes.labels(reason).inc()
+            logs.warning("new release chain: starting over from it", reason=reason, chain=release.chain.id,
+                         previous=ours.id, bucket=bucket, previous_bucket=self.state.bucket,
+                         sequence=release.sequence, applied=self.state.highest_sequence)
+        self.state.chain, self.state.bucket = release.chain, bucket
         self.state.sequence = self.state.highest_sequence = 0
         return True
 
@@ -152,9 +179,12 @@ class Syncer:
             return SyncResult("noop", full, sequence=release.sequence)
         if not self._same_chain(release):
             return SyncResult("noop", full, sequence=release.sequence)
-        if release.sequence < self.state.highest_sequence:
-            logs.warning("ignored older release", sequence=release.sequence, applied=self.state.highest_sequence)
+        if release.sequence < self.state.highest_sequence:  # within a chain, signed or not, never go back
+            self._refused("older_release", "ignored older release", sequence=release.sequence,
+                          applied=self.state.highest_sequence)
             return SyncResult("noop", full, sequence=release.sequence)
+        if release.sequence > self.state.highest_sequence:
+            self._check_newest(release)
         found = scan(self.volume, self.state, self._check(full))
         self._observe_drift(found.damaged, found.broken_links, found.unowned)
         todo = plan(release, found.view, only)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dagsync.cli.exits import ExitStatus
-from dagsync.cli.options import Parents, checks_of, emit, store_of
+from dagsync.cli.options import Parents, checks_of, emit, publisher_of, store_of
 from dagsync.cli.progress import UploadProgress
 from dagsync.core.models import Release
 from dagsync.core.store import S3Store
@@ -27,7 +27,9 @@ def register(sub: Any, common: Parents) -> None:
     p.add_argument("version", help="the version to publish, e.g. a git SHA or 1.4.0")
     p.add_argument("directory", type=Path, help="the project's DAG folder")
     p.add_argument("--promote", action="store_true", help="also make this version live")
-    p.add_argument("--published-by", default=None, help="recorded in the catalog (default: CI user)")
+    p.add_argument("--published-by", default=None,
+                   help="the user recorded in the catalog (default: the CI's actor, else the OS user); the AWS "
+                        "identity, commit and CI run are recorded too")
     p.add_argument("--progress", action="store_true",
                    help="show upload progress on stderr (default: only when stderr is a terminal)")
     p.set_defaults(func=cmd_publish)
@@ -55,7 +57,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if args.progress or sys.stderr.isatty():
         UploadProgress(f"{args.project} {args.version}").attach(store.client)
     result = publish(store, args.project, args.version, args.directory, promote_now=args.promote,
-                     published_by=args.published_by, checks=checks)
+                     published_by=args.published_by, checks=checks,
+                     publisher=publisher_of(args))
     checked = result.checked
     for warning in checked.warnings:
         print(f"dagsync publish: warning: {warning}", file=sys.stderr, flush=True)
@@ -78,18 +81,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     store = store_of(args)
-    return finish_change(args, store, promote(store, args.project, args.version), {"project": args.project})
+    change = promote(store, args.project, args.version, publisher=publisher_of(args))
+    return finish_change(args, store, change, {"project": args.project})
 
 
 def cmd_retire(args: argparse.Namespace) -> int:
     store = store_of(args)
-    change = retire(store, args.project, allow_empty=args.allow_empty)
+    change = retire(store, args.project, allow_empty=args.allow_empty, publisher=publisher_of(args))
     return finish_change(args, store, change, {"project": args.project})
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     store = store_of(args)
-    live, target, change = rollback(store, args.project, args.to)
+    live, target, change = rollback(store, args.project, args.to, publisher=publisher_of(args))
     return finish_change(args, store, change, {"project": args.project, "from": live, "to": target})
 
 

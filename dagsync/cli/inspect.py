@@ -11,6 +11,7 @@ from dagsync.cli.exits import ExitStatus
 from dagsync.cli.options import Parents, checks_of, emit, store_of
 from dagsync.core import constants
 from dagsync.core.documents import read_release
+from dagsync.core.models import Publisher
 from dagsync.core.store import S3Store
 from dagsync.publish.content import AST_ONLY
 from dagsync.publish.publisher import PublishError
@@ -116,6 +117,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         parse = f"parse {e['parse_seconds']:.2f} s" if e["parse_seconds"] is not None else "parse -"
         lines.append(f" {mark} {e['version']:<20} {e['published_at'][:19]}Z  by {e['published_by'] or '?':<16} "
                      f"sha256 {e['sha256'][:12]}  {e['files']} files  {parse:<14} live in releases: {seqs}")
+        if e["publisher"]:
+            lines.append(f"   {'':<20} published by {Publisher.model_validate(e['publisher']).describe()}")
     emit(args, report, "\n".join(lines))
     return ExitStatus.OK
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from dagsync.cli.exits import ExitStatus
@@ -23,6 +26,9 @@ def register(sub: Any, common: Parents) -> None:
     p.add_argument("--hosts", type=int, default=2, help="number of host queues, named host-1..host-N (default: 2)")
     p.add_argument("--schedule-interval", type=float, default=60.0,
                    help="seconds between scheduled validator runs (default: 60, as in AWS)")
+    p.add_argument("--trusted-keys-file", type=Path, default=None, metavar="PATH",
+                   help="where to write the public key of the stack's release signing key (PEM), for agents' "
+                        "--trusted-keys (default: release-signing.pem in a new temporary folder, removed on exit)")
     p.add_argument("--json", action="store_true", help="print one JSON line with the endpoints once ready")
     p.set_defaults(func=cmd_local_up)
 
@@ -37,18 +43,26 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         print(f"dagsync local up needs the local extra (pip install \"dagsync[local]\"): {exc}", file=sys.stderr)
         return ExitStatus.FAILED
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    stack = LocalStack(port=args.port, hosts=default_hosts(args.hosts), schedule_interval=args.schedule_interval)
+    scratch: Path | None = None  # ours to remove: only what this command made itself
+    if args.trusted_keys_file is None:
+        scratch = Path(tempfile.mkdtemp(prefix="dagsync-local-"))
+        keys_file = scratch / "release-signing.pem"
+    else:
+        keys_file = args.trusted_keys_file.expanduser().absolute()
+    stack = LocalStack(port=args.port, hosts=default_hosts(args.hosts), schedule_interval=args.schedule_interval,
+                       trusted_keys_file=keys_file)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    info = stack.start()
     try:
+        info = stack.start()
         if args.json:
             print(json.dumps(info), flush=True)
         else:
             print(f"dagsync local stack ready at {info['endpoint_url']}\n"
                   f"  export {constants.ENV_ENDPOINT_URL}={info['endpoint_url']} "
                   f"{constants.ENV_BUCKET}={info['bucket']}\n"
+                  f"  releases are signed; agents trust them with --trusted-keys {info['trusted_keys_file']}\n"
                   + "".join(f"  host {h}: {u}\n" for h, u in info["host_queues"].items())
                   + "Ctrl-C to stop.", flush=True)
         # Bounded waits: a signal the kernel hands to one of moto's threads only runs its handler once the
@@ -57,4 +71,6 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             pass
     finally:
         stack.stop()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return ExitStatus.OK

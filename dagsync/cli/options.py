@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagsync.core import constants
-from dagsync.core.aws import AwsSettings
+from dagsync.core.aws import AwsSettings, caller_identity
+from dagsync.core.models import Publisher
 from dagsync.core.store import S3Store
+from dagsync.publish import provenance
 from dagsync.publish.content import Checks
 from dagsync.publish.parsing import ParseFailed, find_airflow_python
 from dagsync.publish.publisher import PublishError
@@ -70,6 +72,13 @@ def store_of(args: argparse.Namespace) -> S3Store:
         raise PublishError(f"no bucket: pass --bucket or set {constants.ENV_BUCKET}")
     settings = AwsSettings.resolve(args.region, args.endpoint_url)
     return S3Store(settings.client("s3"), args.bucket)
+
+
+def publisher_of(args: argparse.Namespace) -> Publisher:
+    """Who this command publishes as: the caller's AWS identity (STS), the CI's metadata or the OS user, and
+    --published-by when given."""
+    identity = caller_identity(AwsSettings.resolve(args.region, args.endpoint_url))
+    return provenance.current(identity, user=getattr(args, "published_by", None))
 
 
 def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:

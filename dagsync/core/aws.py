@@ -64,3 +64,12 @@ _lock = threading.Lock()
 def _session() -> boto3.session.Session:
     """One session per process: every client shares its loaded service data (about 8 MB a client saved)."""
     return boto3.session.Session()
+
+
+def caller_identity(settings: AwsSettings) -> str | None:
+    """The ARN of the caller's AWS identity (STS GetCallerIdentity: no permission needed), for provenance; None when it
+    cannot be had (no credentials, STS unreachable): recording who published never blocks a publish."""
+    try:
+        return str(settings.client("sts", read_timeout=5).get_caller_identity()["Arn"])
+    except Exception:
+        return None

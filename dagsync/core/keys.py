@@ -13,6 +13,7 @@ SHARDS_PREFIX = "releases/shards/"
 HISTORY_PREFIX = "status/history/"
 HOSTS_PREFIX = "hosts/"
 _MARKER = re.compile(r"^(\d{10})\.(.*)$")
+_RELEASE = re.compile(r"^releases/(\d{10})\.json$")
 RETIRED = "-"  # a version never starts with "-": a marker with it records a retirement
 
 
@@ -27,6 +28,12 @@ def catalog_key(project: str) -> str:
 def release_key(sequence: int) -> str:
     """Every accepted release root, immutable; zero-padded so a listing is in release order."""
     return f"{RELEASES_PREFIX}{sequence:010d}.json"
+
+
+def parse_release_key(key: str) -> int | None:
+    """The sequence of a history key (releases/<sequence>.json); None for anything else under releases/."""
+    match = _RELEASE.match(key)
+    return int(match.group(1)) if match else None
 
 
 def shard_key(digest: str) -> str:

@@ -50,12 +50,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Publisher(_Model):
+    """Who made a write, as known where it was made (dagsync.publish.provenance): the caller's AWS identity (STS),
+    the CI's actor, commit and run when there is a CI, else the OS user."""
+
+    identity: str = Field("", max_length=2048)  # STS GetCallerIdentity ARN, when known
+    user: str = Field("", max_length=256)  # GITHUB_ACTOR, GITLAB_USER_LOGIN, ..., --published-by, or the OS user
+    commit: str = Field("", max_length=128)  # GITHUB_SHA / CI_COMMIT_SHA
+    run_url: str = Field("", max_length=2048)  # the CI run that made the write
+
+    def describe(self) -> str:
+        """One line: `alice (commit 0123456789ab, https://...) as arn:aws:sts::...`."""
+        extra = ", ".join(x for x in (f"commit {self.commit[:12]}" if self.commit else "", self.run_url) if x)
+        return ((self.user or "?") + (f" ({extra})" if extra else "")
+                + (f" as {self.identity}" if self.identity else ""))
+
+
 class Manifest(_Model):
-    """Intent, written by publishers: which version of each project is live."""
+    """Intent, written by publishers: which version of each project is live (and who wrote this version of it)."""
 
     schema_version: Literal[1] = 1
     allow_empty: bool = False
     projects: dict[ProjectName, Version] = Field(default_factory=dict)
+    written_by: Publisher | None = None
+    written_at: datetime | None = None
 
     @model_validator(mode="after")
     def _not_empty_by_accident(self) -> Manifest:
@@ -110,6 +128,7 @@ class CatalogEntry(_Archive):
     published_by: str = ""
     # Set when Airflow parsed the version at publish; left out of the document otherwise (old entries read as before).
     parse: ParseRecord | None = Field(default=None, exclude_if=_absent)
+    publisher: Publisher | None = None  # who published it, in full (published_by is its user)
 
 
 class Catalog(_Model):
@@ -177,7 +196,8 @@ class Signature(_Model):
 
 
 class ManifestWrite(_Model):
-    """The manifest write a release was built from."""
+    """The manifest write a release was built from: its ETag, and who wrote it when (Publisher.describe(), as the
+    manifest says)."""
 
     etag: str
     written_by: str = ""

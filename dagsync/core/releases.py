@@ -39,13 +39,20 @@ FETCH_WORKERS = 8
 
 class UntrustedRelease(ValueError):
     """A release root or shard that must not be applied: unsigned, badly signed, by a key not trusted, or bytes
-    that do not match the digest the root names. The message says which."""
+    that do not match the digest the root names. The message says which; `reason` is a short name for counting
+    (dagsync.core.signatures names the signature's)."""
+
+    def __init__(self, message: str, reason: str = "untrusted") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Verifier(Protocol):
-    """Decides whether a root (as parsed from its bytes, signature included) may be trusted."""
+    """Decides whether a root (as parsed from its bytes, signature included) may be trusted. `stored`: the bytes it
+    was parsed from, when the caller has them (a verifier may check the signature on them without encoding the root
+    again)."""
 
-    def verify(self, root: Mapping[str, Any]) -> None: ...
+    def verify(self, root: Mapping[str, Any], stored: bytes | None = None) -> None: ...
 
 
 class Signer(Protocol):
@@ -55,13 +62,31 @@ class Signer(Protocol):
 class AcceptUnsigned:
     """Trusts every root, signed or not: only for a deployment that chose to run without signatures."""
 
-    def verify(self, root: Mapping[str, Any]) -> None:
+    def verify(self, root: Mapping[str, Any], stored: bytes | None = None) -> None:
         return None
 
 
 def signed_payload(root: Mapping[str, Any]) -> bytes:
     """What a signature covers: the root's canonical bytes without the signature itself."""
     return canonical({k: v for k, v in root.items() if k != "signature"})
+
+
+_SIGNATURE_KEY = b',"signature":'
+
+
+def stored_payload(stored: bytes, root: Mapping[str, Any]) -> bytes | None:
+    """signed_payload(root), cut from the bytes `root` was parsed from instead of encoding it again (re-encoding a
+    root that lists 10,000 changes costs milliseconds). A stored root is its canonical bytes, in which the signature
+    is the last key: the payload is everything before it. None unless the bytes are exactly a payload followed by
+    the canonical signature and nothing else; then the caller encodes the root instead. A payload cut this way is
+    only worth anything once a trusted key's signature verifies on it, and the validator signs canonical bytes
+    only, so it then parses to the root without its signature."""
+    if not isinstance(root.get("signature"), dict):
+        return None
+    cut = stored.rfind(_SIGNATURE_KEY)
+    if cut < 0 or stored[cut:] != _SIGNATURE_KEY + canonical(root["signature"]) + b"}":
+        return None
+    return stored[:cut] + b"}"
 
 
 def shard_of(project: str) -> str:
@@ -109,7 +134,10 @@ def parse_root(data: bytes, verifier: Verifier, what: str = keys.RELEASE_KEY) ->
     if raw.get("schema_version") != 2:
         raise DocumentError(f"{what} is invalid: not a release root of schema_version 2 "
                             f"(schema_version {raw.get('schema_version')!r})")
-    verifier.verify(raw)
+    try:
+        verifier.verify(raw, stored=data)
+    except UntrustedRelease as exc:
+        raise UntrustedRelease(f"{what} refused: {exc}", exc.reason) from None
     return validate_raw(ReleaseRoot, raw, what), raw
 
 
@@ -123,7 +151,7 @@ def read_root(store: ObjectStore, verifier: Verifier, *, sequence: int | None = 
         return None
     root, raw = parse_root(blob.data, verifier, key)
     if sequence is not None and root.sequence != sequence:
-        raise UntrustedRelease(f"{key} holds release {root.sequence}, not {sequence}")
+        raise UntrustedRelease(f"{key} holds release {root.sequence}, not {sequence}", "wrong_sequence")
     return StoredRoot(root=root, raw=raw, etag=blob.etag)
 
 
@@ -131,7 +159,7 @@ def parse_shard(data: bytes, expected: str) -> dict[str, ReleasedProject]:
     found = digest(data)
     if found != expected:
         raise UntrustedRelease(f"{keys.shard_key(expected)}: its bytes have sha256 {found[:12]}, not the root's "
-                               f"{expected[:12]}")
+                               f"{expected[:12]}", "bad_shard")
     raw = parse_json_object(data, keys.shard_key(expected), ReleaseShard.max_document_bytes)
     return dict(validate_raw(ReleaseShard, raw, keys.shard_key(expected)).projects)
 
@@ -143,7 +171,8 @@ def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dic
     def fetch(key: str) -> tuple[str, dict[str, ReleasedProject]]:
         blob = store.get(keys.shard_key(key))
         if blob is None:
-            raise UntrustedRelease(f"release {root.sequence} names {keys.shard_key(key)}, which is missing")
+            raise UntrustedRelease(f"release {root.sequence} names {keys.shard_key(key)}, which is missing",
+                                   "missing_shard")
         return key, parse_shard(blob.data, key)
 
     if missing:
@@ -156,11 +185,12 @@ def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dic
         assert entries is not None
         for name, entry in entries.items():
             if shard_of(name) != shard_id:
-                raise UntrustedRelease(f"{keys.shard_key(key)} holds {name}, which belongs in shard {shard_of(name)}")
+                raise UntrustedRelease(f"{keys.shard_key(key)} holds {name}, which belongs in shard {shard_of(name)}",
+                                       "bad_shard")
             projects[name] = entry
     if len(projects) != root.project_count:
         raise UntrustedRelease(f"release {root.sequence} says {root.project_count} projects, its shards hold "
-                               f"{len(projects)}")
+                               f"{len(projects)}", "bad_shard")
     return projects
 
 
@@ -195,10 +225,11 @@ class Draft:
 
 
 def draft(previous: StoredRoot | None, before: Mapping[str, ReleasedProject], after: dict[str, ReleasedProject], *,
-          manifest: ManifestWrite, now: datetime) -> Draft:
-    """The release after `previous` whose projects are `after`: only the shards of changed projects are new."""
+          manifest: ManifestWrite, now: datetime, floor: int = 0) -> Draft:
+    """The release after `previous` whose projects are `after`: only the shards of changed projects are new. Its
+    sequence is above `floor` too (the newest in the history), so a new chain never reuses a history key."""
     return compose(
-        sequence=(previous.root.sequence if previous else 0) + 1,
+        sequence=max(previous.root.sequence if previous else 0, floor) + 1,
         chain=previous.root.chain if previous else Chain(id=uuid.uuid4().hex, created_at=now),
         before=before, after=after, table=dict(previous.root.shards) if previous else {},
         manifest=manifest, now=now,
@@ -241,13 +272,14 @@ def encode_root(root: ReleaseRoot, signer: Signer | None) -> bytes:
 
 
 def write(store: ObjectStore, draft: Draft, signer: Signer | None, previous_etag: str | None) -> tuple[bytes, str]:
-    """Shards, then release.json (IfMatch on the previous ETag: the one point where a release is decided), then
-    releases/<sequence>.json with the same bytes. Returns the root's bytes and release.json's new ETag.
-    PreconditionFailed: another run released first, and nothing was moved."""
-    for key, data in draft.shards.items():
-        with contextlib.suppress(PreconditionFailed):  # the same bytes are there already: shards are named by content
-            store.put(keys.shard_key(key), data, if_none_match="*", content_type=JSON)
+    """Sign the root (nothing is written when signing fails), then the shards, then release.json (IfMatch on the
+    previous ETag: the one point where a release is decided), then releases/<sequence>.json with the same bytes.
+    Returns the root's bytes and release.json's new ETag. PreconditionFailed: another run released first, and
+    nothing was moved."""
     data = encode_root(draft.root, signer)
+    for key, shard in draft.shards.items():
+        with contextlib.suppress(PreconditionFailed):  # the same bytes are there already: shards are named by content
+            store.put(keys.shard_key(key), shard, if_none_match="*", content_type=JSON)
     if previous_etag is None:
         etag = store.put(keys.RELEASE_KEY, data, if_none_match="*", content_type=JSON)
     else:
@@ -265,3 +297,26 @@ def record(store: ObjectStore, sequence: int, data: bytes) -> bool:
     except PreconditionFailed:
         return False
     return True
+
+
+def superseded(store: ObjectStore, sequence: int) -> bool:
+    """The history holds the release after `sequence` (releases/<sequence + 1>.json exists)."""
+    return store.get(keys.release_key(sequence + 1)) is not None
+
+
+def check_newest(store: ObjectStore, sequence: int) -> None:
+    """UntrustedRelease (reason "older_release") when the history already holds the release after `sequence`, the
+    one release.json holds: it is then an older root put back (a replay, even one correctly signed), and a consumer
+    with nothing newer of its own to compare with (a fresh volume, an init container, a lagging host) must not take
+    it. One GET, of a key that is normally missing; the validator's next run builds on the newest release and
+    repairs release.json."""
+    if superseded(store, sequence):
+        raise UntrustedRelease(f"{keys.RELEASE_KEY} refused: it is release {sequence}, but the history already "
+                               f"holds {keys.release_key(sequence + 1)}: an older release put back", "older_release")
+
+
+def newest_recorded(store: ObjectStore) -> int:
+    """The highest sequence in the history (releases/<sequence>.json), 0 when there is none. One listing of
+    releases/: for the rare runs that must not trust release.json's own sequence."""
+    found = (keys.parse_release_key(k) for k in store.list_keys(keys.RELEASES_PREFIX))
+    return max((s for s in found if s is not None), default=0)

@@ -42,6 +42,10 @@ class Topology:
         object.__setattr__(self, "changes_topic", constants.changes_topic_name(self.prefix))
         object.__setattr__(self, "alerts_topic", constants.alerts_topic_name(self.prefix))
 
+    def signing_key_alias(self, name: str = constants.DEFAULT_SIGNING_KEY) -> str:
+        """The alias of release signing key `name` (a deployment may have two during a rotation)."""
+        return constants.signing_key_alias(self.prefix, name)
+
     def host_queue(self, host: str) -> str:
         return constants.host_queue_name(self.prefix, host)
 

@@ -45,8 +45,8 @@ class Validator:
         limits: Limits = DEFAULT_LIMITS,
         attempts: int = 3,
         record_history: bool = True,
-        signer: releases.Signer | None = None,
-        verifier: releases.Verifier | None = None,
+        signer: releases.Signer,
+        verifier: releases.Verifier,
     ) -> None:
         self.store = store
         self.on_release = on_release
@@ -54,8 +54,8 @@ class Validator:
         self.limits = limits
         self.attempts = attempts
         self.record_history = record_history
-        self.signer = signer
-        self.verifier = verifier or releases.AcceptUnsigned()
+        self.signer = signer  # every root it writes is signed (dagsync.core.kms.KmsSigner in a deployment)
+        self.verifier = verifier  # trusts its own key(s): it builds only on a root it signed
         # Shards by digest: content-addressed, so a warm container keeps them and reads only what is new.
         self.shards = releases.ShardCache()
 
@@ -74,15 +74,37 @@ class Validator:
         a new chain), the ETag to replace, and the current projects."""
         try:
             stored = releases.read_root(self.store, self.verifier)
+            if stored is None:
+                return None, None, {}
+            projects = releases.load_shards(self.store, stored.root, self.shards)
         except (DocumentError, releases.UntrustedRelease) as exc:
             log.warning("release.json cannot be built on (%s); the next release starts a new chain", exc)
             blob = self.store.get(keys.RELEASE_KEY)
             return None, blob.etag if blob else None, {}
-        if stored is None:
-            return None, None, {}
-        projects = releases.load_shards(self.store, stored.root, self.shards)
         self.shards.keep(stored.root.shards.values())
         return stored, stored.etag, projects
+
+    def _newest(self, previous: releases.StoredRoot | None, current: dict[str, ReleasedProject]) -> tuple[
+            releases.StoredRoot | None, dict[str, ReleasedProject], int]:
+        """What to build on, and the sequence floor. release.json is normally the newest release; when the history
+        already holds the release after it, release.json is an older root put back (a replay, even a correctly
+        signed one): build on the newest recorded release instead, so that a sequence is never used twice and
+        hosts, which ignore older releases, take the next one. With no root to build on, the new chain starts
+        above every sequence in the history."""
+        if previous is None:
+            return None, {}, releases.newest_recorded(self.store)
+        if not releases.superseded(self.store, previous.root.sequence):
+            return previous, current, 0
+        newest = releases.newest_recorded(self.store)
+        log.warning("release.json is release %s but the history holds release %s: building on that",
+                    previous.root.sequence, newest)
+        try:
+            stored = releases.read_root(self.store, self.verifier, sequence=newest)
+            if stored is not None:
+                return stored, releases.load_shards(self.store, stored.root, self.shards), newest
+        except (DocumentError, releases.UntrustedRelease) as exc:
+            log.warning("release %s cannot be built on (%s); the next release starts a new chain", newest, exc)
+        return None, {}, newest
 
     def _run_once(self, recheck_rejected: bool) -> Outcome:
         # Release first, then manifest: the manifest read is then at least as new as the one the release was
@@ -102,13 +124,17 @@ class Validator:
             assert rejected is not None
             return Outcome("noop", "manifest already rejected", errors=list(rejected.errors))
 
-        resolved, errors = self._check(blob.data, current)
+        manifest, resolved, errors = self._check(blob.data, current)
         if errors:
             if already and rejected is not None and rejected.errors == errors:
                 return Outcome("noop", "manifest still rejected", errors=errors)
             return self._reject(blob.etag, errors)
 
-        draft = releases.draft(previous, current, resolved, manifest=ManifestWrite(etag=blob.etag), now=utcnow())
+        base, before, floor = self._newest(previous, current)
+        assert manifest is not None  # no errors: it parsed
+        written = ManifestWrite(etag=blob.etag, written_at=manifest.written_at,
+                                written_by=manifest.written_by.describe() if manifest.written_by else "")
+        draft = releases.draft(base, before, resolved, manifest=written, now=utcnow(), floor=floor)
         data, etag = releases.write(self.store, draft, self.signer, previous_etag)
         sequence, changes = draft.root.sequence, dict(draft.root.changes)
         self.shards.keep(draft.root.shards.values())
@@ -124,13 +150,14 @@ class Validator:
         if releases.record(self.store, previous.root.sequence, canonical(previous.raw)):
             log.warning("releases/%s was missing and has been written", previous.root.sequence)
 
-    def _check(self, data: bytes, current: dict[str, ReleasedProject]) -> tuple[dict[str, ReleasedProject], list[str]]:
+    def _check(self, data: bytes, current: dict[str, ReleasedProject]) -> tuple[
+            Manifest | None, dict[str, ReleasedProject], list[str]]:
         try:
             manifest = load_yaml(Manifest, data, keys.MANIFEST_KEY)
         except DocumentError as exc:
-            return {}, [str(exc)]
+            return None, {}, [str(exc)]
         resolved, errors = self._resolve(manifest, current)
-        return resolved, errors + duplicate_dag_ids(resolved)
+        return manifest, resolved, errors + duplicate_dag_ids(resolved)
 
     def _resolve(self, manifest: Manifest, current: dict[str, ReleasedProject]) -> tuple[
             dict[str, ReleasedProject], list[str]]:

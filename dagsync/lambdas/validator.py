@@ -19,9 +19,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from dagsync.core import constants
+from dagsync.core import constants, kms
 from dagsync.core.aws import AwsSettings
+from dagsync.core.kms import KmsSigner
 from dagsync.core.models import ChangeEvent, Rejection
+from dagsync.core.signatures import TrustedKeys
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Outcome, Validator
 
@@ -39,6 +41,8 @@ class Settings(BaseModel):
 
     bucket: str = Field(min_length=3)
     topic_arn: str = Field(min_length=1)
+    signing_key_id: str = Field(min_length=1)  # the KMS key every release is signed with
+    trusted_key_ids: tuple[str, ...] = ()  # other KMS keys whose roots it builds on (the one before a rotation)
     alert_topic_arn: str | None = None
     endpoint_url: str | None = None
     emit_metrics: bool = True  # CloudWatch EMF lines on stdout; the local stack has no CloudWatch
@@ -48,20 +52,29 @@ class Settings(BaseModel):
         return cls(
             bucket=env.get(constants.ENV_BUCKET, ""),
             topic_arn=env.get(constants.ENV_TOPIC_ARN, ""),
+            signing_key_id=env.get(constants.ENV_SIGNING_KEY, ""),
+            trusted_key_ids=tuple(k.strip() for k in env.get(constants.ENV_TRUSTED_KEY_IDS, "").split(",")
+                                  if k.strip()),
             alert_topic_arn=env.get(constants.ENV_ALERT_TOPIC_ARN) or None,
             endpoint_url=env.get(constants.ENV_ENDPOINT_URL) or None,
         )
 
 
 class Runtime:
-    """Clients and the gate, built once per container."""
+    """Clients, the signer and the gate, built once per container. The public keys are read from KMS here: when KMS
+    does not answer, the invocation fails and is retried (SQS redelivery, the next scheduled run), and release.json
+    stays as it is."""
 
     def __init__(self, settings: Settings) -> None:
         aws = AwsSettings.resolve(endpoint_url=settings.endpoint_url)
         self.sns = aws.client("sns")
         self.settings = settings
+        kms_client = aws.client("kms")
+        signer = KmsSigner(kms_client, settings.signing_key_id)
+        trusted = [signer.public_key, *(kms.public_key(kms_client, k) for k in settings.trusted_key_ids)]
         self.validator = Validator(
-            S3Store(aws.client("s3"), settings.bucket), on_release=self.announce, on_rejection=self.alert
+            S3Store(aws.client("s3"), settings.bucket), on_release=self.announce, on_rejection=self.alert,
+            signer=signer, verifier=TrustedKeys(trusted),
         )
 
     def announce(self, event: ChangeEvent) -> None:

@@ -1,11 +1,14 @@
 """`make demo`: the whole loop on this machine. Publish the examples, watch them land on a host's DAG
-folder (timing manifest write -> flip), promote a new version, roll back, retire one. A reader scans
-the folder the whole time and must never see a project missing or half-written."""
+folder (timing manifest write -> flip), promote a new version, roll back, retire one, and write release.json by
+hand (the host refuses it: not signed by the validator). A reader scans the folder the whole time and must never see
+a project missing or half-written."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
+from dagsync.core.serde import canonical
 from dagsync.core.store import S3Store
 from dagsync.local.procs import running, start_agent, start_local_stack, wait_for
 from dagsync.local.watch import Watcher, tree_files
@@ -41,6 +45,8 @@ class Demo:
         self.reader = Watcher(self.dags_dir)
         self.timings: list[float] = []
         self.shas: dict[tuple[str, str], str] = {}
+        self.forgery_refused = False
+        self.bucket = ""
 
     def step(self, title: str) -> None:
         print(f"\n== {title}", flush=True)
@@ -72,15 +78,44 @@ class Demo:
         if version:
             self.reader.must_exist.add(project)
 
+    def forged(self, store: S3Store) -> None:
+        """release.json written by hand (the next sequence, no signature): the host refuses it and keeps its DAGs."""
+        self.step("write release.json by hand, not signed by the validator")
+        genuine = store.get(keys.RELEASE_KEY)
+        assert genuine is not None
+        raw = json.loads(genuine.data)
+        raw["sequence"] += 1
+        raw.pop("signature", None)
+        before = {p.name: os.readlink(p) for p in self.dags_dir.iterdir() if p.is_symlink()}
+        seen = self.agent_log().count('"msg": "release refused"')
+        print(f"$ aws s3 cp - s3://{self.bucket}/{keys.RELEASE_KEY}   # release {raw['sequence']}, no signature")
+        store.put(keys.RELEASE_KEY, canonical(raw), content_type="application/json")
+        self.agent.popen.send_signal(signal.SIGHUP)  # a full sync now instead of at the next reconcile
+        if not wait_for(lambda: self.agent_log().count('"msg": "release refused"') > seen, timeout=30):
+            raise SystemExit(f"demo failed: {HOST} did not refuse the forged release (see {self.work}/agent.log)")
+        refusal = [ln for ln in self.agent_log().splitlines() if '"msg": "release refused"' in ln][-1]
+        after = {p.name: os.readlink(p) for p in self.dags_dir.iterdir() if p.is_symlink()}
+        print(f"  {HOST}: {json.loads(refusal)['error']}")
+        print(f"  {HOST}'s DAG folder " + ("unchanged" if after == before else "CHANGED"))
+        self.forgery_refused = after == before
+        store.put(keys.RELEASE_KEY, genuine.data, content_type="application/json")  # the validator's, back
+
+    def agent_log(self) -> str:
+        path = self.work / "agent.log"
+        return path.read_text() if path.exists() else ""
+
     def run(self) -> int:
         log = open(self.work / "local-stack.log", "w")  # noqa: SIM115
-        stack = start_local_stack(hosts=1, log=log)
+        stack = start_local_stack(hosts=1, log=log, trusted_keys_file=self.work / "release-signing.pem")
         self.agent = agent = start_agent(stack, HOST, self.dags_dir, reconcile_interval=60,
                                          log_path=self.work / "agent.log")
         with running(stack, agent):
             store = S3Store(AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url).client("s3"),
                             stack.bucket)
+            self.bucket = stack.bucket
             print(f"local stack on {stack.endpoint_url}, bucket {stack.bucket}; {HOST} syncs into {self.dags_dir}")
+            print(f"releases are signed by the stack's KMS key; {HOST} trusts only its public key, "
+                  f"{stack.trusted_keys_file}")
             self.reader.start()
             self.step("publish the example projects (CI would run these)")
             for project in ("sales", "marketing", "finance"):
@@ -100,6 +135,7 @@ class Demo:
             self.step("retire marketing")
             self.reader.must_exist.discard("marketing")
             self.flip("marketing", None, lambda: retire(store, "marketing"))
+            self.forged(store)
             blob = store.get(keys.RELEASE_KEY)
             self.reader.finish()
         log.close()
@@ -113,7 +149,7 @@ class Demo:
         print(f"  reader: {self.reader.scans} scans of the DAG folder, {len(self.reader.violations)} torn or missing")
         for v in self.reader.violations[:5]:
             print(f"    {v}")
-        ok = released and not self.reader.violations
+        ok = released and not self.reader.violations and self.forgery_refused
         print("demo " + ("passed" if ok else "FAILED") + f" (logs in {self.work})")
         return 0 if ok else 1
 

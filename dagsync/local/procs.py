@@ -80,11 +80,20 @@ class LocalStackProcess(Process):
     def bucket(self) -> str:
         return str(self.info["bucket"])
 
+    @property
+    def trusted_keys_file(self) -> str:
+        """The PEM of the stack's release signing key: agents started here trust it and nothing else."""
+        return str(self.info["trusted_keys_file"])
+
 
 def start_local_stack(hosts: int = 1, *, schedule_interval: float = 60.0, log: TextIO | None = None,
-                      timeout: float = 60.0) -> LocalStackProcess:
+                      timeout: float = 60.0, trusted_keys_file: Path | None = None) -> LocalStackProcess:
+    """`dagsync local up` as a process; its signing key's PEM goes to `trusted_keys_file` (default: a temporary
+    folder that the stack removes when it stops)."""
     cmd = [*_bin("dagsync"), "local", "up", "--json", "--hosts", str(hosts),
            "--schedule-interval", str(schedule_interval)]
+    if trusted_keys_file is not None:
+        cmd += ["--trusted-keys-file", str(trusted_keys_file)]
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True, env=_env())
     stdout = popen.stdout
     assert stdout is not None
@@ -102,7 +111,7 @@ def start_local_stack(hosts: int = 1, *, schedule_interval: float = 60.0, log: T
 def agent_command(stack: LocalStackProcess, host: str, dags_dir: Path, *, mode: str = "run",
                   reconcile_interval: float = 60.0, extra: list[str] | None = None) -> list[str]:
     cmd = [*_bin("dagsync-agent"), mode, "--dags-dir", str(dags_dir), "--bucket", stack.bucket,
-           "--endpoint-url", stack.endpoint_url, "--host", host,
+           "--endpoint-url", stack.endpoint_url, "--host", host, "--trusted-keys", stack.trusted_keys_file,
            "--reconcile-interval", str(reconcile_interval), "--listen", "0"]
     if mode == "run":
         cmd += ["--queue-url", stack.info["host_queues"][host]]

@@ -13,9 +13,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from dagsync.core import constants
+from dagsync.core import constants, kms, signatures
+from dagsync.core.archive import write_atomic
 from dagsync.core.aws import AwsSettings
 from dagsync.core.topology import Topology
 from dagsync.lambdas.invoke import InvocationContext
@@ -27,8 +29,17 @@ def default_hosts(count: int) -> tuple[str, ...]:
     return tuple(f"host-{i}" for i in range(1, count + 1))
 
 
+def signing_key(client: Any, alias: str) -> str:
+    """The ARN of the release signing key with `alias`, created (ECC_NIST_P256, sign/verify) when there is none."""
+    try:
+        return str(client.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+    except client.exceptions.NotFoundException:
+        return kms.create_signing_key(client, alias, "dagsync release signing (local stack)")
+
+
 def provision(settings: AwsSettings, topology: Topology, bucket: str) -> dict[str, Any]:
-    """Create the bucket, queues, topics, subscriptions and the manifest notification. Idempotent."""
+    """Create the bucket, queues, topics, subscriptions, the manifest notification and the release signing key.
+    Idempotent."""
     s3, sqs, sns = settings.client("s3"), settings.client("sqs"), settings.client("sns")
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -80,6 +91,7 @@ def provision(settings: AwsSettings, topology: Topology, bucket: str) -> dict[st
         "manifest_events_queue_url": events_url,
         "manifest_events_queue_arn": events_arn,
         "host_queues": host_queues,
+        "signing_key_arn": signing_key(settings.client("kms"), topology.signing_key_alias()),
     }
 
 
@@ -123,7 +135,7 @@ def load_handler(info: dict[str, Any]) -> Any:
 
     handler.configure(handler.Settings(
         bucket=info["bucket"], topic_arn=info["topic_arn"], alert_topic_arn=info["alert_topic_arn"],
-        endpoint_url=info["endpoint_url"], emit_metrics=False,
+        signing_key_id=info["signing_key_arn"], endpoint_url=info["endpoint_url"], emit_metrics=False,
     ))
     return handler
 
@@ -190,10 +202,19 @@ class EventSourceRunner(threading.Thread):
         self.stop_event.set()
 
 
-class LocalStack:
-    """A moto server on loopback, provisioned from `Topology`, with the event-source runner."""
+def write_trusted_key(settings: AwsSettings, key_arn: str, path: Path) -> Path:
+    """The public half of the signing key as a PEM file at `path` (what agents pin with DAGSYNC_TRUSTED_KEYS)."""
+    pem = signatures.public_pem(kms.public_key(settings.client("kms"), key_arn))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, pem)
+    return path
 
-    def __init__(self, *, port: int = 0, hosts: tuple[str, ...] = default_hosts(2),
+
+class LocalStack:
+    """A moto server on loopback, provisioned from `Topology`, with the event-source runner. The public key of its
+    release signing key is written to `trusted_keys_file`."""
+
+    def __init__(self, *, trusted_keys_file: Path, port: int = 0, hosts: tuple[str, ...] = default_hosts(2),
                  schedule_interval: float = 60.0, region: str = constants.DEFAULT_REGION,
                  bucket: str = constants.LOCAL_BUCKET) -> None:
         from moto.server import ThreadedMotoServer
@@ -203,6 +224,7 @@ class LocalStack:
         self.schedule_interval = schedule_interval
         self.region = region
         self.bucket = bucket
+        self.trusted_keys_file = trusted_keys_file
         self.runner: EventSourceRunner | None = None
         self.info: dict[str, Any] = {}
 
@@ -211,6 +233,8 @@ class LocalStack:
         host, port = self.server.get_host_and_port()
         settings = AwsSettings(region=self.region, endpoint_url=f"http://{host}:{port}")
         self.info = provision(settings, self.topology, self.bucket)
+        self.info["trusted_keys_file"] = str(write_trusted_key(settings, self.info["signing_key_arn"],
+                                                               self.trusted_keys_file))
         self.runner = EventSourceRunner(settings, self.info, schedule_interval=self.schedule_interval)
         self.runner.start()
         return self.info

@@ -4,8 +4,6 @@ Every write is conditional, so twenty teams can publish at once without losing e
 
 from __future__ import annotations
 
-import getpass
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -15,9 +13,10 @@ from pydantic import TypeAdapter, ValidationError
 from dagsync.core import keys
 from dagsync.core.archive import BuiltArchive
 from dagsync.core.documents import YAML, read_catalog, read_release, update
-from dagsync.core.models import Catalog, CatalogEntry, Manifest, ProjectName, Version, utcnow
+from dagsync.core.models import Catalog, CatalogEntry, Manifest, ProjectName, Publisher, Version, utcnow
 from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
 from dagsync.core.store import Blob, ObjectStore, PreconditionFailed
+from dagsync.publish import provenance
 from dagsync.publish.change import ManifestChange
 from dagsync.publish.content import AST_ONLY, Checks, Packaged, package
 from dagsync.publish.content import PublishError as PublishError
@@ -48,14 +47,6 @@ def check_name(project: str, version: str | None = None) -> None:
         raise PublishError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
-def default_publisher() -> str:
-    for var in ("DAGSYNC_PUBLISHED_BY", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_USER"):
-        if os.environ.get(var):
-            return os.environ[var]
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def publish(
@@ -67,10 +58,15 @@ def publish(
     promote_now: bool = False,
     published_by: str | None = None,
     checks: Checks = AST_ONLY,
+    publisher: Publisher | None = None,
 ) -> PublishResult:
     """Package and check `source` (with Airflow's DagBag when `checks` names an interpreter), upload it once, and
-    append it to the catalog; nothing is uploaded when a check refuses it."""
+    append it to the catalog; nothing is uploaded when a check refuses it. `publisher`: who publishes
+    (dagsync.publish.provenance; default: this process, without an AWS identity); `published_by` names its user."""
     check_name(project, version)
+    who = publisher or provenance.current(user=published_by)
+    if published_by:
+        who = who.model_copy(update={"user": published_by})
     checked = package(source, project, checks)
     built, dag_ids = checked.built, checked.dag_ids
     archive_key = keys.archive_key(project, version)
@@ -84,11 +80,12 @@ def publish(
         uncompressed_size=built.uncompressed_size,
         dag_ids=dag_ids,
         published_at=utcnow(),
-        published_by=published_by or default_publisher(),
+        published_by=who.user,
+        publisher=who,
         parse=checked.parse,
     )
     appended = _append_catalog(store, project, entry)
-    change = promote(store, project, version) if promote_now else None
+    change = promote(store, project, version, publisher=who) if promote_now else None
     return PublishResult(
         project=project,
         version=version,
@@ -145,7 +142,8 @@ def _load(model: type[D], blob: Blob, what: str) -> D:
         raise PublishError(f"{exc}; fix it before publishing (dagsync validate helps)") from None
 
 
-def _change_manifest(store: ObjectStore, project: str, version: str | None, *, allow_empty: bool) -> ManifestChange:
+def _change_manifest(store: ObjectStore, project: str, version: str | None, *, allow_empty: bool,
+                     publisher: Publisher | None) -> ManifestChange:
     release, _ = read_release(store)
     before = release.sequence if release else 0
     previous: str | None = None
@@ -171,15 +169,17 @@ def _change_manifest(store: ObjectStore, project: str, version: str | None, *, a
                 "pass --allow-empty if that is what you mean"
             )
         changed = True
-        manifest = Manifest(projects=dict(sorted(projects.items())), allow_empty=not projects)
+        manifest = Manifest(projects=dict(sorted(projects.items())), allow_empty=not projects,
+                            written_by=publisher or provenance.current(), written_at=utcnow())
         return dump_yaml(manifest)
 
     etag = update(store, keys.MANIFEST_KEY, change, content_type=YAML)
     return ManifestChange(project, version, previous, etag, changed, before)
 
 
-def promote(store: ObjectStore, project: str, version: str) -> ManifestChange:
-    """Make `version` the live version of `project` (also how a rollback is done)."""
+def promote(store: ObjectStore, project: str, version: str, *, publisher: Publisher | None = None) -> ManifestChange:
+    """Make `version` the live version of `project` (also how a rollback is done). The manifest records who wrote it
+    (`publisher`, default: this process)."""
     check_name(project, version)
     catalog = read_catalog(store, project)
     if catalog is None:
@@ -187,10 +187,11 @@ def promote(store: ObjectStore, project: str, version: str) -> ManifestChange:
     if catalog.find(version) is None:
         known = ", ".join(e.version for e in catalog.entries[-10:]) or "none"
         raise PublishError(f"{project} has no published version {version} (latest: {known})")
-    return _change_manifest(store, project, version, allow_empty=False)
+    return _change_manifest(store, project, version, allow_empty=False, publisher=publisher)
 
 
-def retire(store: ObjectStore, project: str, *, allow_empty: bool = False) -> ManifestChange:
+def retire(store: ObjectStore, project: str, *, allow_empty: bool = False,
+           publisher: Publisher | None = None) -> ManifestChange:
     """Remove `project` from the manifest (its history stays in the catalog)."""
     check_name(project)
-    return _change_manifest(store, project, None, allow_empty=allow_empty)
+    return _change_manifest(store, project, None, allow_empty=allow_empty, publisher=publisher)

@@ -18,7 +18,7 @@ from dagsync.core.archive import DEFAULT_LIMITS, UnsafeArchive, iter_members
 from dagsync.core.dagcheck import inspect_members
 from dagsync.core.documents import read_catalog, read_manifest, read_release
 from dagsync.core.history import live_before, read_history
-from dagsync.core.models import Manifest
+from dagsync.core.models import Manifest, Publisher
 from dagsync.core.serde import DocumentError, load_yaml
 from dagsync.core.store import ObjectStore
 from dagsync.publish.change import ManifestChange
@@ -50,12 +50,13 @@ def rollback_target(store: ObjectStore, project: str) -> tuple[str | None, str]:
     return live, target
 
 
-def rollback(store: ObjectStore, project: str, to: str | None = None) -> tuple[str | None, str, ManifestChange]:
+def rollback(store: ObjectStore, project: str, to: str | None = None, *,
+             publisher: Publisher | None = None) -> tuple[str | None, str, ManifestChange]:
     if to is None:
         live, target = rollback_target(store, project)
     else:
         live, target = live_version(store, project), to
-    return live, target, promote(store, project, target)
+    return live, target, promote(store, project, target, publisher=publisher)
 
 
 def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
@@ -77,6 +78,7 @@ def history_report(store: ObjectStore, project: str) -> dict[str, Any]:
         "manifest": manifest.projects.get(project) if manifest else None,
         "published": [
             {"version": e.version, "published_at": e.published_at.isoformat(), "published_by": e.published_by,
+             "publisher": e.publisher.model_dump(mode="json") if e.publisher else None,
              "sha256": e.sha256, "size": e.size, "files": e.files, "dag_ids": e.dag_ids,
              "parse_seconds": e.parse.seconds if e.parse else None,
              "airflow_version": e.parse.airflow_version if e.parse else None,

@@ -17,7 +17,7 @@ from dagsync.core.aws import AwsSettings
 from dagsync.core.models import Release
 from dagsync.core.store import S3Store
 from dagsync.core.topology import Topology
-from dagsync.local.stack import EventSourceRunner, provision
+from dagsync.local.stack import EventSourceRunner, provision, write_trusted_key
 from dagsync.local.watch import Tree, tree_files
 from dagsync.publish.publisher import publish
 from tests.support.moto import LoopbackMoto
@@ -93,6 +93,11 @@ class ControlledMoto(LoopbackMoto):
 
     def store(self) -> S3Store:
         return S3Store(self.settings.client("s3"), self.bucket)
+
+    def trusted_keys_file(self, folder: Path) -> Path:
+        """The public key of the release signing key (in moto's KMS) as a PEM file in `folder`, as `dagsync local
+        up` writes it: what the agents here are given with --trusted-keys."""
+        return write_trusted_key(self.settings, self.info["signing_key_arn"], folder / "release-signing.pem")
 
     def close(self) -> None:
         if self.runner is not None:

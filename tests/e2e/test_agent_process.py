@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from dagsync.core.models import Release
 from dagsync.core.store import S3Store
 from dagsync.local.procs import wait_for
 from tests.e2e.reliability import free_port, http
+from tests.support import signing
+from tests.support.forgery import EVIL, FORMS, SIGNATURE_FORMS, forge
 from tests.support.moto import LoopbackMoto
 from tests.support.projects import write_release
 
@@ -72,9 +75,13 @@ class AgentProcess:
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Any]:
+    """Starts `dagsync-agent` processes that trust the tests' signing key (the key every release here is signed
+    with), unless told otherwise."""
     procs: list[AgentProcess] = []
+    trusted = str(signing.trusted_keys_file(tmp_path / "keys"))
 
     def _spawn(*args: str, env: dict[str, str] | None = None) -> AgentProcess:
+        env = {"DAGSYNC_TRUSTED_KEYS": trusted, **(env or {})}
         proc = AgentProcess(list(args), tmp_path / f"agent-{len(procs)}.log", env)
         procs.append(proc)
         return proc
@@ -182,3 +189,82 @@ def test_bad_configuration_exits_2_naming_the_value(tmp_path: Path, spawn: Any) 
                   env={"DAGSYNC_RECONCILE_INTERVAL": "soon"})
     assert agent.wait() == 2
     assert "reconcile_interval (env DAGSYNC_RECONCILE_INTERVAL)" in agent.log.read_text()
+
+
+def metric(body: str, name: str, reason: str) -> float:
+    line = next((ln for ln in body.splitlines() if ln.startswith(f'{name}{{reason="{reason}"}}')), None)
+    return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+
+def test_run_refuses_every_hand_written_release_keeps_its_dags_and_says_why(moto: Moto, tmp_path: Path,
+                                                                           spawn: Any) -> None:
+    # Given a daemon that applied release 2 (the history holds 1 and 2)
+    moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    rel = moto.release(tmp_path, 2, {"alpha": ("2", "a = 2\n")})
+    dags, port = tmp_path / "dags", free_port()
+    agent = spawn(*run_args(moto, dags, port, "--reconcile-interval", "3600"))
+    assert wait_for(lambda: http(port, "/readyz") == (200, "ok\n"), WAIT), agent.log.read_text()
+    live = os.readlink(dags / "alpha")
+    store = S3Store(moto.s3, BUCKET)
+    genuine = store.get(keys.RELEASE_KEY)
+    assert genuine is not None and live.endswith(rel.projects["alpha"].tree_name)
+    for form, reason in FORMS.items():
+        # When release.json is written by hand in this form and the host syncs
+        forge(store, form, tmp_path / "forged")
+        def refusals(reason: str = reason) -> float:
+            return metric(http(port, "/metrics")[1], "dagsync_agent_releases_refused_total", reason)
+
+        before = refusals()
+        assert http(port, "/sync", "POST")[0] == 202
+        assert wait_for(lambda: refusals() > before, WAIT), (form, agent.log.read_text()[-3000:])  # noqa: B023
+        # Then its DAGs are as they were, and (for a bad signature) /readyz and hosts/<host>.json say why
+        assert os.readlink(dags / "alpha") == live and not os.path.lexists(dags / EVIL), form
+        if form in SIGNATURE_FORMS:
+            assert wait_for(lambda: "signature" in http(port, "/readyz")[1], WAIT), form
+            code, body = http(port, "/readyz")
+            assert code == 200 and body.startswith("degraded: release.json refused"), (form, body)
+            status = json.loads(moto.s3.get_object(Bucket=BUCKET, Key=keys.host_status_key("proc-host"))["Body"]
+                                .read())
+            assert "signature" in status["last_error"] and status["sequence"] == 2, (form, status)
+        # And the genuine release back in place, the host is healthy again
+        store.put(keys.RELEASE_KEY, genuine.data)
+        assert http(port, "/sync", "POST")[0] == 202
+        assert wait_for(lambda: http(port, "/readyz") == (200, "ok\n"), WAIT), (form, agent.log.read_text()[-3000:])
+    # And the log says, for each, that the release was refused and why
+    refusals = [json.loads(line) for line in agent.log.read_text().splitlines()
+                if '"msg": "release refused"' in line]
+    assert {r["reason"] for r in refusals} == set(FORMS.values())
+    assert all("signature" in r["error"] for r in refusals if r["reason"] in {FORMS[f] for f in SIGNATURE_FORMS})
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.wait() == 0
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_once_refuses_a_hand_written_release_in_a_fresh_process(form: str, moto: Moto, tmp_path: Path,
+                                                               spawn: Any) -> None:
+    # Given releases 1 and 2, and release.json then written by hand in this form
+    moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    moto.release(tmp_path, 2, {"alpha": ("2", "a = 2\n")})
+    forge(S3Store(moto.s3, BUCKET), form, tmp_path / "forged")
+    # When an init container runs `dagsync-agent once` on an empty volume
+    dags = tmp_path / "dags"
+    agent = spawn("once", "--dags-dir", str(dags), "--bucket", BUCKET, "--endpoint-url", moto.endpoint)
+    # Then it exits 1, nothing is linked, and its log says release.json was refused and why
+    assert agent.wait() == 1
+    log = agent.log.read_text()
+    assert not dags.exists() or not any(p.is_symlink() for p in dags.iterdir())
+    refusal = next(json.loads(line) for line in log.splitlines() if '"msg": "release refused"' in line)
+    assert refusal["reason"] == FORMS[form]
+    assert "signature" in refusal["error"] if form in SIGNATURE_FORMS else "older release put back" in refusal["error"]
+
+
+def test_without_trusted_keys_the_agent_does_not_start_unless_told_to_accept_unsigned(moto: Moto, tmp_path: Path,
+                                                                                     spawn: Any) -> None:
+    moto.release(tmp_path, 1, {"alpha": ("1", "a = 1\n")})
+    base = ["once", "--dags-dir", str(tmp_path / "dags"), "--bucket", BUCKET, "--endpoint-url", moto.endpoint]
+    refused = spawn(*base, env={"DAGSYNC_TRUSTED_KEYS": ""})
+    assert refused.wait() == 2 and "no trusted release signing keys" in refused.log.read_text()
+    assert not (tmp_path / "dags").exists()
+    lax = spawn(*base, "--allow-unsigned", env={"DAGSYNC_TRUSTED_KEYS": ""})
+    assert lax.wait() == 0
+    assert "accepting unsigned releases" in lax.log.read_text()

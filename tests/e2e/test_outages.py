@@ -49,6 +49,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         port, dags = free_port(), tmp_path / "dags"
         cmd = [*_bin("dagsync-agent"), "run", "--dags-dir", str(dags), "--bucket", moto.bucket,
                "--endpoint-url", moto.endpoint, "--host", HOST, "--queue-url", info["host_queues"][HOST],
+               "--trusted-keys", str(moto.trusted_keys_file(tmp_path / "keys")),
                "--listen", f"127.0.0.1:{port}", "--reconcile-interval", "1", "--poll-wait", "1",
                "--backoff-max", "2"]
         log = (tmp_path / "agent.log").open("w")

@@ -11,7 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from dagsync.local.procs import LocalStackProcess, _bin, agent_command, aws_env, start_agent, wait_for
+from dagsync.core import releases
+from dagsync.core.aws import AwsSettings
+from dagsync.core.signatures import verifier_from
+from dagsync.core.store import S3Store
+from dagsync.local.procs import (
+    LocalStackProcess,
+    _bin,
+    agent_command,
+    aws_env,
+    start_agent,
+    start_local_stack,
+    wait_for,
+)
 from tests.e2e.conftest import link_target
 from tests.support.projects import EXAMPLES
 
@@ -118,3 +130,39 @@ def test_wait_reports_a_rejection_with_its_reason(stack: LocalStackProcess, tmp_
     assert status["rejection"] is not None
     # Cleanup for the following tests: take the bad project back out of the manifest
     assert dagsync(stack, "retire", "copycat", "--wait").returncode == 0
+
+
+def test_local_up_signs_with_a_kms_key_and_writes_its_public_key_where_it_was_told(tmp_path: Path) -> None:
+    # Given `dagsync local up --json --trusted-keys-file PATH`
+    keys_file = tmp_path / "given" / "release.pem"
+    with open(tmp_path / "stack.log", "w") as log:
+        stack = start_local_stack(hosts=1, log=log, trusted_keys_file=keys_file)
+        try:
+            # Then its ready line names that file, which holds the public key of the key it signs with
+            assert stack.trusted_keys_file == str(keys_file) and keys_file.read_bytes().startswith(b"-----BEGIN")
+            assert dagsync(stack, "publish", "sales", "1.0.0", str(EXAMPLES / "sales"), "--promote",
+                           "--wait").returncode == 0
+            store = S3Store(AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url).client("s3"),
+                            stack.bucket)
+            stored = releases.read_root(store, verifier_from([keys_file]))
+            assert stored is not None and stored.root.signature is not None
+            # And an agent given nothing else applies what it signed
+            done = subprocess.run(agent_command(stack, "host-1", tmp_path / "dags", mode="once"),
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert '"msg": "release signatures checked"' in done.stderr
+        finally:
+            assert stack.stop() == 0
+    # And it wrote nothing but that file: the given folder holds it alone, and it stays after the stack stops
+    assert sorted(p.name for p in keys_file.parent.iterdir()) == ["release.pem"]
+
+
+def test_local_up_by_default_keeps_its_key_file_in_a_folder_of_its_own_and_removes_it(tmp_path: Path) -> None:
+    with open(tmp_path / "stack.log", "w") as log:
+        stack = start_local_stack(hosts=1, log=log)
+        keys_file = Path(stack.trusted_keys_file)
+        try:
+            assert keys_file.is_file() and keys_file.parent.name.startswith("dagsync-local-")
+        finally:
+            assert stack.stop() == 0
+    assert not keys_file.parent.exists()

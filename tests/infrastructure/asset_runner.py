@@ -22,7 +22,7 @@ def main(asset: str, event_path: str, result_path: str) -> None:
     context = importlib.import_module("dagsync.lambdas.invoke").InvocationContext()  # from the asset too
     result = handler(json.loads(Path(event_path).read_text()), context)
     origins = {name: sys.modules[name].__file__ for name in ("boto3", "pydantic", "yaml", "dagsync",
-                                                              "aws_lambda_powertools")}
+                                                              "aws_lambda_powertools", "cryptography")}
     Path(result_path).write_text(json.dumps({"result": result, "origins": origins}, default=str))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
@@ -40,7 +41,8 @@ def test_an_agent_touches_only_its_own_status_key_and_queue() -> None:
     stack = bare_stack()
     bucket = s3.Bucket(stack, "Bucket")
     mine, other = sqs.Queue(stack, "Mine"), sqs.Queue(stack, "Other")
-    AgentAccess(stack, "AgentA", bucket=bucket, host="a", queue=mine)
+    signing = kms.Key(stack, "Signing", key_spec=kms.KeySpec.ECC_NIST_P256, key_usage=kms.KeyUsage.SIGN_VERIFY)
+    AgentAccess(stack, "AgentA", bucket=bucket, host="a", queue=mine, signing_keys=[signing])
     t = Template.from_stack(stack)
     (policy,) = t.find_resources("AWS::IAM::ManagedPolicy").values()
     acts = statements_by_action(policy)
@@ -52,3 +54,5 @@ def test_an_agent_touches_only_its_own_status_key_and_queue() -> None:
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
         assert mine_id in acts[action] and other_id not in acts[action]
     assert not [a for a in acts if a.startswith("sqs:") and a not in ("sqs:ReceiveMessage", "sqs:DeleteMessage")]
+    # It may read the signing key's public half (--trusted-kms-keys), and do nothing else with KMS
+    assert [a for a in acts if a.startswith("kms:")] == ["kms:GetPublicKey"]

@@ -67,7 +67,8 @@ def test_each_host_gets_queue_policy_and_agent_config_outputs(assembly: Assembly
     config = json.dumps(outputs["HostWorker1AgentConfig"]["Value"])
     # Then a worker-1 host has its queue URL, policy and a ready-to-paste environment
     assert {"BucketName", "ChangesTopicArn", "HostWorker1QueueUrl", "HostWorker1PolicyArn"} <= set(outputs)
-    for var in ("DAGSYNC_BUCKET=", "DAGSYNC_QUEUE_URL=", "DAGSYNC_HOST=worker-1", "AWS_REGION=", "DAGSYNC_DAGS_DIR="):
+    for var in ("DAGSYNC_BUCKET=", "DAGSYNC_QUEUE_URL=", "DAGSYNC_HOST=worker-1", "AWS_REGION=", "DAGSYNC_DAGS_DIR=",
+                "DAGSYNC_TRUSTED_KEYS=/etc/dagsync/keys/release-signing-1.pem"):
         assert var in config
 
 

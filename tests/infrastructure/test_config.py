@@ -34,6 +34,10 @@ def test_an_environment_gets_its_prefix_stack_name_and_defaults() -> None:
     ({"retention_days": 10}, "retention_days"),
     ({"reconcile_interval_s": 0}, "reconcile_interval_s"),
     ({"hots": []}, "unknown keys"),
+    ({"signing_keys": []}, "non-empty list"),
+    ({"signing_keys": ["Key One"]}, "signing_keys"),
+    ({"signing_keys": ["1", "1"]}, "more than once"),
+    ({"signing_keys": ["1", "2"], "signing_key": "3"}, "not one of signing_keys"),
 ])
 def test_bad_settings_are_refused(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -43,3 +47,12 @@ def test_bad_settings_are_refused(raw: dict[str, object], message: str) -> None:
 def test_no_environments_is_an_error() -> None:
     with pytest.raises(ConfigError, match="dagsync:environments"):
         parse_environments({})
+
+
+def test_the_first_signing_key_signs_until_told_otherwise() -> None:
+    # A rotation's first step adds the next key without switching to it
+    assert parse_environment("dev", {"hosts": ["a"]}).signing_keys == ("1",)
+    adding = parse_environment("dev", {"hosts": ["a"], "signing_keys": ["1", "2"]})
+    assert (adding.signing_keys, adding.signing_key) == (("1", "2"), "1")
+    switched = parse_environment("dev", {"hosts": ["a"], "signing_keys": ["1", "2"], "signing_key": "2"})
+    assert switched.signing_key == "2"

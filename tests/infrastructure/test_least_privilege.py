@@ -214,3 +214,76 @@ def _bucket_policy_denies(template: Template, bucket_id: str) -> bool:
         if policy["Properties"]["Bucket"] == {"Ref": bucket_id}:
             return _denies_plain_http(template, policy["Properties"]["PolicyDocument"], "s3", {arn, f"{arn}/*"})
     return False
+
+
+# --- the release signing keys: only the validator's role may sign ---------------------------------------------
+
+SIGN = "kms:Sign"
+ANYONE = ("*", {"AWS": "*"})
+
+
+def _principal_matches(template: Template, principal: Any, who: str) -> bool:
+    if principal in ANYONE:
+        return True
+    values = principal["AWS"] if isinstance(principal["AWS"], list) else [principal["AWS"]]
+    return any(template.resolve(v) in (who, f"arn:aws:iam::{ACCOUNT}:root") for v in values)
+
+
+def _conditions_hold(template: Template, conditions: dict[str, Any], who: str) -> bool:
+    for operator, tests in conditions.items():
+        assert operator == "ArnNotEquals" and set(tests) == {"aws:PrincipalArn"}, conditions  # what this evaluates
+        if template.resolve(tests["aws:PrincipalArn"]) == who:
+            return False
+    return True
+
+
+def may_use_key(template: Template, key_id: str, who: str, iam: list[Statement], action: str) -> bool:
+    """KMS's rule for a principal of the account: an explicit deny in the key policy wins; else the key policy allows
+    it by name, or allows the account (root) and the principal's IAM policies allow it."""
+    policy = template.resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
+    hits = [st for st in policy
+            if any(_match(a, action) for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))
+            and _principal_matches(template, st["Principal"], who)
+            and _conditions_hold(template, st.get("Condition", {}), who)]
+    if any(st["Effect"] == "Deny" for st in hits):
+        return False
+    by_name = any(template.resolve(st["Principal"]["AWS"]) == who for st in hits
+                  if st["Effect"] == "Allow" and st["Principal"] not in ANYONE)
+    via_account = any(st["Effect"] == "Allow" for st in hits)
+    return by_name or (via_account and allowed(iam, action, template.arn(key_id)))
+
+
+def signing_keys(template: Template) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template.of_type("AWS::KMS::Key").items() if v["Properties"].get("KeyUsage")
+            == "SIGN_VERIFY"}
+
+
+def test_only_the_validators_role_may_sign_a_release_even_against_an_administrators_iam(template: Template) -> None:
+    keys_ = signing_keys(template)
+    assert keys_, "no release signing key"
+    (validator_role,) = [k for k in template.of_type("AWS::IAM::Role") if k.startswith("ValidatorRole")]
+    validator = template.arn(validator_role)
+    publisher_role = next(k for k, v in template.of_type("AWS::IAM::Role").items()
+                          if "Assumed by CI" in v["Properties"].get("Description", ""))
+    admin = [Statement("Allow", ("*",), ("*",))]  # AdministratorAccess
+    for key_id, key in keys_.items():
+        # Given an ECC P-256 signing key
+        assert (key["Properties"]["KeySpec"], key["Properties"]["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+        # Then the validator's role signs with it (the active key) and reads its public key
+        assert may_use_key(template, key_id, validator, template.role_policies("ValidatorRole"), SIGN)
+        assert may_use_key(template, key_id, validator, [], "kms:GetPublicKey")
+        # And nobody else may sign: not an administrator, not CI, not an agent, not a role of another account
+        assert not may_use_key(template, key_id, f"arn:aws:iam::{ACCOUNT}:role/Admin", admin, SIGN)
+        assert not may_use_key(template, key_id, template.arn(publisher_role), admin, SIGN)
+        assert not may_use_key(template, key_id, "arn:aws:iam::999999999999:role/x", admin, SIGN)
+        for host in hosts_of(template):
+            agent = template.managed_policy(AGENT + host)
+            assert not may_use_key(template, key_id, f"arn:aws:iam::{ACCOUNT}:role/agent-{host}", agent, SIGN)
+            # An agent may read the public key (only used with --trusted-kms-keys)
+            assert may_use_key(template, key_id, f"arn:aws:iam::{ACCOUNT}:role/agent-{host}", agent,
+                               "kms:GetPublicKey")
+    # And no IAM policy in the stack grants kms:Sign at all: the key policy is the only grant
+    for kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+        for policy in template.of_type(kind).values():
+            for st in template.statements(policy["Properties"]["PolicyDocument"]):
+                assert not any(_match(a, SIGN) for a in st.actions), st

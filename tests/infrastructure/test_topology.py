@@ -1,5 +1,6 @@
 """The CDK stack, dagsync.core.topology.Topology and the local stack (dagsync.local.stack.provision) agree on queue
-names, topic names, raw-delivery subscriptions, redrive and the manifest notification filter."""
+names, topic names, raw-delivery subscriptions, redrive, the manifest notification filter and the release signing
+key's alias."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Wiring:
     subscriptions: frozenset[Subscription]
     redrive: frozenset[tuple[str, str, int]]  # (queue, dead-letter queue, max receives)
     notification: NotificationRule
+    signing_keys: frozenset[str]  # aliases of the release signing keys
 
 
 def expected(topology: Topology) -> Wiring:
@@ -40,6 +42,7 @@ def expected(topology: Topology) -> Wiring:
             | {(topology.host_queue(h), topology.host_dlq(h), MAX_RECEIVE_COUNT) for h in topology.hosts}
         ),
         notification=topology.notification,
+        signing_keys=frozenset({topology.signing_key_alias()}),
     )
 
 
@@ -59,8 +62,9 @@ def from_template(template: dict[str, Any]) -> Wiring:
     }
     (custom,) = resources(template, "Custom::S3BucketNotifications").values()
     (config,) = custom["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    aliases = {a["Properties"]["AliasName"] for a in resources(template, "AWS::KMS::Alias").values()}
     return Wiring(frozenset(queues.values()), frozenset(topics.values()), frozenset(subscriptions),
-                  frozenset(redrive), _rule(queues[logical_id(config["QueueArn"])], config))
+                  frozenset(redrive), _rule(queues[logical_id(config["QueueArn"])], config), frozenset(aliases))
 
 
 def _rule(queue: str, config: dict[str, Any]) -> NotificationRule:
@@ -103,8 +107,10 @@ def from_local(settings: AwsSettings, bucket: str) -> Wiring:
         subscriptions.add(Subscription(topic=topics[sub["TopicArn"]], queue=arn_to_queue[sub["Endpoint"]],
                                        raw_message_delivery=attrs.get("RawMessageDelivery") == "true"))
     (config,) = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    aliases = {a["AliasName"] for a in settings.client("kms").list_aliases()["Aliases"]
+               if not a["AliasName"].startswith("alias/aws/")}
     return Wiring(frozenset(arn_to_queue.values()), frozenset(topics.values()), frozenset(subscriptions),
-                  frozenset(redrive), _rule(arn_to_queue[config["QueueArn"]], config))
+                  frozenset(redrive), _rule(arn_to_queue[config["QueueArn"]], config), frozenset(aliases))
 
 
 def test_the_local_stack_provisions_what_the_cdk_stack_declares(moto_endpoint: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from dagsync.core import constants, keys
+from dagsync.core import constants, keys, kms
 from tests.infrastructure.conftest import Assembly
 from tests.support.moto import LoopbackMoto
 
@@ -67,13 +67,14 @@ def aws(moto_server: str) -> dict[str, str]:
         "bucket": BUCKET,
         "topic": sns.create_topic(Name=constants.changes_topic_name("dagsync-dev"))["TopicArn"],
         "alerts": sns.create_topic(Name=constants.alerts_topic_name("dagsync-dev"))["TopicArn"],
+        "signing_key": kms.create_signing_key(client("kms"), "alias/dagsync-dev-release-signing-1", "asset test"),
     }
 
 
 def lambda_environment(template_env: dict[str, Any], aws: dict[str, str]) -> dict[str, str]:
     """The function's environment as declared in the template, with references replaced by moto's names."""
     references = {constants.ENV_BUCKET: aws["bucket"], constants.ENV_TOPIC_ARN: aws["topic"],
-                  constants.ENV_ALERT_TOPIC_ARN: aws["alerts"]}
+                  constants.ENV_ALERT_TOPIC_ARN: aws["alerts"], constants.ENV_SIGNING_KEY: aws["signing_key"]}
     env = {}
     for name, value in template_env.items():
         if isinstance(value, str):

@@ -15,6 +15,7 @@ from dagsync.core.aws import AwsSettings
 from dagsync.core.store import S3Store
 from dagsync.core.topology import Topology
 from dagsync.local.stack import provision
+from tests.support import signing
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -35,11 +36,17 @@ def store(aws: dict[str, Any]) -> S3Store:
 
 
 @pytest.fixture
+def trusted(tmp_path: Path) -> list[str]:
+    """`--trusted-keys <the tests' public key>`: what every agent a test starts is given."""
+    return ["--trusted-keys", str(signing.trusted_keys_file(tmp_path / "keys"))]
+
+
+@pytest.fixture
 def handler(aws: dict[str, Any]) -> Iterator[Any]:
     from dagsync.lambdas import validator as module
 
     module.configure(module.Settings(bucket=aws["bucket"], topic_arn=aws["topic_arn"],
-                                     alert_topic_arn=aws["alert_topic_arn"]))
+                                     alert_topic_arn=aws["alert_topic_arn"], signing_key_id=aws["signing_key_arn"]))
     yield module
     module.configure(None)
 

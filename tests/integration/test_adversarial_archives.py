@@ -23,6 +23,7 @@ from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
 from dagsync.publish.publisher import publish
 from tests.integration.adversarial import HOSTILE_ARCHIVES, Hostile
+from tests.support import signing
 from tests.support.projects import EXAMPLES, put_release
 
 _BUILT: dict[str, bytes] = {}
@@ -65,7 +66,7 @@ def test_the_safe_extractor_refuses_it_and_writes_nothing_outside_its_folder(hos
 
 def _live_release(store: S3Store) -> tuple[Validator, str]:
     published: list[Any] = []
-    validator = Validator(store, on_release=published.append, record_history=False)
+    validator = Validator(store, **signing.KEYS, on_release=published.append, record_history=False)
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True, published_by="test")
     assert validator.run().status == "accepted"
     blob = store.get(keys.RELEASE_KEY)
@@ -113,11 +114,13 @@ def test_the_agent_refuses_it_even_inside_a_hand_written_release(
     _live_release(store)
     host = tmp_path / "host"
     dags = host / "dags"
-    cfg = AgentConfig(dags_dir=dags, bucket=store.bucket, host="host-1")
-    syncer = make_syncer(cfg, Metrics(), threading.Event(), write_status=False)
+    cfg = AgentConfig(dags_dir=dags, bucket=store.bucket, host="host-1",
+                      trusted_keys=(signing.trusted_keys_file(tmp_path / "keys"),))
+    syncer = make_syncer(cfg, Metrics(), threading.Event(), write_status=False, verifier=signing.VERIFIER)
     assert syncer.sync(full=True).outcome == "success"
     live = os.readlink(dags / "sales")
-    # When release.json is written by hand (not by the validator) to point at a hostile archive, right sha256
+    # When release.json is written by hand to point at a hostile archive, right sha256, and signed with a key the
+    # host trusts (as if the validator's key were misused: defence in depth behind the signature)
     data = built(hostile)
     key = keys.archive_key("evil", "1")
     store.client.put_object(Bucket=store.bucket, Key=key, Body=data)

@@ -18,6 +18,7 @@ from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
 from dagsync.publish.publisher import publish
+from tests.support import signing
 from tests.support.projects import EXAMPLES
 from tests.support.tars import tar_gz
 
@@ -149,7 +150,7 @@ def test_there_are_at_least_20_kinds_of_bad_manifest() -> None:
 def test_a_bad_manifest_written_straight_to_s3_is_rejected_and_nothing_goes_live(bad: Bad, store: S3Store) -> None:
     # Given a live release (sales) and another published, not live, project (marketing)
     events: list[Any] = []
-    validator = Validator(store, on_release=events.append, record_history=False)
+    validator = Validator(store, **signing.KEYS, on_release=events.append, record_history=False)
     publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True, published_by="test")
     publish(store, "marketing", "1.0.0", EXAMPLES / "marketing", published_by="test")
     assert validator.run().status == "accepted"

@@ -20,6 +20,7 @@ from dagsync.core import keys, serde
 from dagsync.core.models import ChangeEvent, HostStatus, Release
 from dagsync.core.store import S3Store
 from dagsync.local.procs import wait_for
+from tests.support import signing
 from tests.support.projects import write_release
 
 WAIT = 30.0
@@ -40,52 +41,56 @@ def link(dags: Path, project: str) -> str | None:
     return os.readlink(dags / project) if os.path.islink(dags / project) else None
 
 
-def test_once_syncs_everything(aws: dict[str, Any], store: S3Store, tmp_path: Path) -> None:
+def test_once_syncs_everything(aws: dict[str, Any], store: S3Store, tmp_path: Path, trusted: list[str]) -> None:
     rel = put_release(store, tmp_path, 1, {"alpha": ("1", "a = 1\n"), "beta": ("2", "b = 2\n")})
     dags = tmp_path / "dags"
-    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"], "--listen", "0"]) == 0
+    assert main(["once", *trusted, "--dags-dir", str(dags), "--bucket", aws["bucket"], "--listen", "0"]) == 0
     assert link(dags, "alpha") == f".dagsync/store/alpha/{rel.projects['alpha'].tree_name}"
     assert (dags / "beta" / "beta_dag.py").read_text() == "b = 2\n"
 
 
-def test_once_project_fetches_only_that_archive(aws: dict[str, Any], store: S3Store, tmp_path: Path) -> None:
+def test_once_project_fetches_only_that_archive(aws: dict[str, Any], store: S3Store, tmp_path: Path,
+                                                trusted: list[str]) -> None:
     put_release(store, tmp_path, 1, {"alpha": ("1", "a\n"), "beta": ("2", "b\n")})
     dags = tmp_path / "dags"
-    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"], "--project", "beta"]) == 0
+    assert main(["once", *trusted, "--dags-dir", str(dags), "--bucket", aws["bucket"], "--project", "beta"]) == 0
     assert link(dags, "beta") and not os.path.lexists(dags / "alpha")
     assert sorted(p.name for p in (dags / ".dagsync/store").iterdir()) == ["beta"]
 
 
 def test_once_project_not_in_release_fails_clearly(aws: dict[str, Any], store: S3Store, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capsys: pytest.CaptureFixture[str], trusted: list[str]) -> None:
     put_release(store, tmp_path, 1, {"alpha": ("1", "a\n")})
-    rc = main(["once", "--dags-dir", str(tmp_path / "dags"), "--bucket", aws["bucket"], "--project", "nope"])
+    rc = main(["once", *trusted, "--dags-dir", str(tmp_path / "dags"), "--bucket", aws["bucket"],
+               "--project", "nope"])
     err = capsys.readouterr().err
     assert rc == 1 and "nope" in err and "not in release.json" in err and "alpha" in err
 
 
 def test_once_without_release_json_fails_and_removes_nothing(aws: dict[str, Any], store: S3Store,
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path, trusted: list[str]) -> None:
     put_release(store, tmp_path, 1, {"alpha": ("1", "a\n")})
     dags = tmp_path / "dags"
-    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"]]) == 0
+    assert main(["once", *trusted, "--dags-dir", str(dags), "--bucket", aws["bucket"]]) == 0
     store.delete(keys.RELEASE_KEY)
-    assert main(["once", "--dags-dir", str(dags), "--bucket", aws["bucket"]]) == 1
+    assert main(["once", *trusted, "--dags-dir", str(dags), "--bucket", aws["bucket"]]) == 1
     assert link(dags, "alpha")
 
 
 @pytest.fixture
-def running_agent(aws: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
+def running_agent(aws: dict[str, Any], tmp_path: Path, trusted: list[str]) -> Iterator[Any]:
     """Start an agent loop + poller in threads; yields a starter taking config overrides."""
     started: list[tuple[Agent, threading.Thread]] = []
 
     def start(**overrides: Any) -> Agent:
         flags = {"dags_dir": str(tmp_path / "dags"), "bucket": aws["bucket"], "host": "host-1",
+                 "trusted_keys": trusted[1],
                  "queue_url": aws["host_queues"]["host-1"], "reconcile_interval": 3600.0, "poll_wait": 1,
                  "backoff_max": 0.2, **overrides}
         cfg = load_config(flags, {})
         metrics, stop, kick = Metrics(), threading.Event(), threading.Event()
-        agent = Agent(cfg, make_syncer(cfg, metrics, stop, write_status=True), Health(metrics, 300), stop, kick)
+        syncer = make_syncer(cfg, metrics, stop, write_status=True, verifier=signing.VERIFIER)
+        agent = Agent(cfg, syncer, Health(metrics, 300), stop, kick)
         sqs = aws["settings"].client("sqs")
         QueuePoller(sqs, cfg.queue_url, cfg.poll_wait, kick, stop, metrics, cfg.backoff_max).start()
         thread = threading.Thread(target=agent.run, daemon=True)

@@ -19,6 +19,7 @@ from dagsync.gate.validator import Validator
 from dagsync.lambdas.invoke import InvocationContext
 from dagsync.local.stack import sqs_event
 from dagsync.publish.publisher import promote, publish
+from tests.support import signing
 from tests.support.projects import write_version
 
 ROUNDS = 60
@@ -39,13 +40,15 @@ def folder_release(dags: Path, releases: list[Release]) -> int | None:
     return None
 
 
-def test_stale_duplicated_and_reordered_release_reads_never_move_the_host_back(store: S3Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("history", [False, True], ids=["without-history", "with-history"])
+def test_stale_duplicated_and_reordered_release_reads_never_move_the_host_back(store: S3Store, tmp_path: Path,
+                                                                                history: bool) -> None:
     from dagsync.agent.config import AgentConfig
     from dagsync.agent.loop import make_syncer
     from dagsync.agent.metrics import Metrics
 
     # Given six releases built by the validator, each a different mix of versions of two projects
-    validator = Validator(store, on_release=lambda _: None, record_history=False)
+    validator = Validator(store, **signing.KEYS, on_release=lambda _: None, record_history=False)
     for v in (1, 2, 3):
         for project in ("alpha", "beta"):
             publish(store, project, str(v), write_version(tmp_path / "src", project, v), published_by="t")
@@ -61,8 +64,13 @@ def test_stale_duplicated_and_reordered_release_reads_never_move_the_host_back(s
         releases.append(release_now(store))
     # And a host agent
     dags = tmp_path / "dags"
-    syncer = make_syncer(AgentConfig(dags_dir=dags, bucket=store.bucket, host="host-1"), Metrics(),
-                         threading.Event(), write_status=False)
+    cfg = AgentConfig(dags_dir=dags, bucket=store.bucket, host="host-1",
+                      trusted_keys=(signing.trusted_keys_file(tmp_path / "keys"),))
+    syncer = make_syncer(cfg, Metrics(), threading.Event(), write_status=False, verifier=signing.VERIFIER)
+    if not history:  # the sequence rule alone: nothing to tell a put-back release from the newest one
+        for key in store.list_keys(keys.RELEASES_PREFIX):
+            if keys.parse_release_key(key) is not None:
+                store.delete(key)
     rng = random.Random(42)
     newest = 0
     for _ in range(ROUNDS):
@@ -71,6 +79,10 @@ def test_stale_duplicated_and_reordered_release_reads_never_move_the_host_back(s
         pick = rng.randrange(len(bodies))
         store.client.put_object(Bucket=store.bucket, Key=keys.RELEASE_KEY, Body=bodies[pick])
         result = syncer.sync(full=rng.random() < 0.5)
+        if history and newest < releases[pick].sequence < releases[-1].sequence:
+            # Then a copy newer than what the host holds, but older than the history's newest, is refused
+            assert result.outcome == "error" and "an older release put back" in (result.error or ""), result
+            continue
         assert result.outcome != "error", result.error
         newest = max(newest, releases[pick].sequence)
         # Then the host shows the newest release it ever saw, never an older one
@@ -148,16 +160,16 @@ def test_a_delayed_validator_run_never_releases_over_a_newer_release(
     for v in (1, 2, 3):
         publish(store, "alpha", str(v), write_version(tmp_path / "src", "alpha", v), published_by="t")
     promote(store, "alpha", "1")
-    assert Validator(store, on_release=lambda _: None, record_history=False).run().status == "accepted"
+    assert Validator(store, **signing.KEYS, on_release=lambda _: None, record_history=False).run().status == "accepted"
     promote(store, "alpha", "2")
     slow = SlowManifestRead(store)
     outcomes: list[Any] = []
     late = threading.Thread(target=lambda: outcomes.append(
-        Validator(slow, on_release=lambda _: None, record_history=False).run()))  # type: ignore[arg-type]
+        Validator(slow, **signing.KEYS, on_release=lambda _: None, record_history=False).run()))  # type: ignore[arg-type]
     late.start()
     assert slow.reached.wait(30)
     # When another run releases meanwhile (and, in one case, the manifest moves on again)
-    assert Validator(store, on_release=lambda _: None, record_history=False).run().status == "accepted"
+    assert Validator(store, **signing.KEYS, on_release=lambda _: None, record_history=False).run().status == "accepted"
     if newer_manifest:
         promote(store, "alpha", "3")
     slow.go.set()

@@ -294,3 +294,30 @@ def test_publish_and_validate_say_which_checks_ran(store: S3Store, tmp_path: Pat
     # And a budget that contradicts itself is refused with both numbers
     code, doc, _ = run(capsys, "validate", str(EXAMPLES / "sales"), "--parse-warn", "9")
     assert code == 3 and doc["errors"] == ["parse budget: warn_above_seconds (9) is above refuse_above_seconds (5)"]
+
+
+def test_who_published_is_recorded_in_the_catalog_the_manifest_and_the_release_and_history_shows_it(
+        store: S3Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a publish from a GitHub Actions run, with AWS credentials (moto's STS answers GetCallerIdentity)
+    for name, value in {"GITHUB_ACTOR": "octocat", "GITHUB_SHA": "feedfacecafebeef", "GITHUB_REPOSITORY": "acme/dags",
+                        "GITHUB_RUN_ID": "7", "GITHUB_SERVER_URL": "https://github.com"}.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = run(capsys, "publish", "sales", "1.0", str(EXAMPLES / "sales"), "--promote")
+    assert code == 0, err
+    # Then the catalog entry records the caller's STS identity and the run
+    history = run(capsys, "history", "sales")[1]
+    (entry,) = history["published"]
+    identity = entry["publisher"]["identity"]
+    assert identity.startswith("arn:aws:") and entry["published_by"] == "octocat"
+    assert entry["publisher"]["commit"] == "feedfacecafebeef"
+    assert entry["publisher"]["run_url"] == "https://github.com/acme/dags/actions/runs/7"
+    # And the release built from that manifest write says who wrote it, and when
+    assert Recorder(store).run().status == "accepted"
+    root = json.loads(store.get(keys.RELEASE_KEY).data)  # type: ignore[union-attr]
+    assert root["manifest"]["written_by"] == f"octocat (commit feedfacecafe, {entry['publisher']['run_url']}) as " \
+                                             f"{identity}"
+    assert root["manifest"]["written_at"] and root["manifest"]["etag"] == store.get(keys.MANIFEST_KEY).etag  # type: ignore[union-attr]
+    # And `dagsync history` shows it to a person
+    assert cli.main(["history", "sales"]) == 0
+    assert f"published by octocat (commit feedfacecafe, https://github.com/acme/dags/actions/runs/7) as {identity}" \
+        in capsys.readouterr().out

@@ -12,15 +12,18 @@ from dagsync.core.serde import dump_yaml
 from dagsync.core.store import Blob, ObjectStore
 from dagsync.gate.validator import Outcome, Validator
 from dagsync.publish.publisher import publish
+from tests.support import signing
 from tests.support.projects import EXAMPLES
 
 
 class Recorder:
-    """A validator whose announcements and alerts are kept for assertions."""
+    """A validator whose announcements and alerts are kept for assertions; it signs with the tests' key and
+    trusts it (tests.support.signing) unless told otherwise."""
 
     def __init__(self, store: ObjectStore, **kwargs: Any) -> None:
         self.events: list[ChangeEvent] = []
         self.rejections: list[Rejection] = []
+        kwargs = {"signer": signing.SIGNER, "verifier": signing.VERIFIER, **kwargs}
         self.validator = Validator(store, on_release=self.events.append, on_rejection=self.rejections.append,
                                    **kwargs)
 

@@ -11,10 +11,13 @@ from dagsync.core.archive import build_archive
 from dagsync.core.documents import JSON
 from dagsync.core.models import Chain, ManifestWrite, Release, ReleasedProject
 from dagsync.core.store import ObjectStore
+from tests.support import signing
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 Files = dict[str, str]  # relative path -> text
+# The chain every release the tests write by hand belongs to (a validator makes its own).
+TEST_CHAIN = Chain(id="7e57" * 8, created_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def dag(dag_id: str) -> bytes:
@@ -51,10 +54,11 @@ def write_version(root: Path, project: str, version: int, *, dag_id: str | None 
 
 
 def write_release(store: ObjectStore, src: Path, sequence: int, projects: dict[str, tuple[str, Files]], *,
-                write: bool = True) -> Release:
+                write: bool = True, chain: Chain = TEST_CHAIN,
+                signer: releases.Signer | None = signing.SIGNER) -> Release:
     """For each project (version, files): the files under src/<project>/<version>, their archive uploaded where
     the catalog would say; then (unless `write` is False) the release.json naming them, as the validator writes
-    it. Returns that Release."""
+    it (in `chain`, signed by `signer`). Returns that Release."""
     released: dict[str, ReleasedProject] = {}
     for name, (version, files) in projects.items():
         root = src / name / version
@@ -67,19 +71,16 @@ def write_release(store: ObjectStore, src: Path, sequence: int, projects: dict[s
         released[name] = ReleasedProject(version=version, archive_key=key, sha256=built.sha256, size=built.size,
                                          files=built.files, uncompressed_size=built.uncompressed_size)
     release = Release(sequence=sequence, manifest_etag='"m"', published_at=datetime.now(UTC), projects=released,
-                      chain=TEST_CHAIN)
+                      chain=chain)
     if write:
-        put_release(store, release)
+        put_release(store, release, signer)
     return release
 
 
-# The chain every release the tests write by hand belongs to (a validator makes its own).
-TEST_CHAIN = Chain(id="7e57" * 8, created_at=datetime(2026, 1, 1, tzinfo=UTC))
-
-
-def put_release(store: ObjectStore, release: Release, signer: releases.Signer | None = None) -> bytes:
+def put_release(store: ObjectStore, release: Release, signer: releases.Signer | None = signing.SIGNER) -> bytes:
     """Store `release` as it is (its sequence, its chain or TEST_CHAIN) the way the validator stores one: its
-    shards, then its root at release.json and releases/<sequence>.json, unconditionally. Returns the root's bytes."""
+    shards, then its root at release.json and releases/<sequence>.json, unconditionally; signed by `signer` (the
+    tests' key; None: unsigned). Returns the root's bytes."""
     made = releases.compose(sequence=release.sequence, chain=release.chain or TEST_CHAIN, after=dict(release.projects),
                             manifest=ManifestWrite(etag=release.manifest_etag), now=release.published_at)
     for key, data in made.shards.items():

@@ -12,6 +12,7 @@ from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import Settings, Syncer
 from dagsync.agent.volume import Volume
 from dagsync.core.models import Release
+from tests.support import signing
 from tests.support.projects import Files, write_release
 from tests.support.store import FakeStore
 
@@ -43,6 +44,7 @@ def make_syncer(store: FakeStore, dags: Path) -> Callable[..., Syncer]:
     def _make(**settings: object) -> Syncer:
         opts: dict[str, object] = {"host": "host-a", "retention_grace": 0.0}
         opts.update(settings)
-        return Syncer(store, Volume(dags), Settings(**opts), Metrics(), threading.Event())  # type: ignore[arg-type]
+        return Syncer(store, Volume(dags), Settings(**opts), Metrics(), threading.Event(),  # type: ignore[arg-type]
+                      signing.VERIFIER)
 
     return _make

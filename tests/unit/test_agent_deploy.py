@@ -13,11 +13,15 @@ import yaml
 
 from dagsync.agent.cli import build_parser
 from dagsync.agent.config import CONFIG_ENV, DEFAULT_LISTEN, ENV_VARS, load_config
+from dagsync.core import constants
 
 AGENT_ROOM = Path(__file__).resolve().parents[2] / "agent"
 DEPLOY = AGENT_ROOM / "deploy"
 PORT = int(DEFAULT_LISTEN.rsplit(":", 1)[1])
 KNOWN_ENV = set(ENV_VARS.values()) | {CONFIG_ENV}
+# Where every example pins the validator's public key: where the CDK outputs tell hosts to (key "1").
+TRUSTED_KEY = Path(constants.trusted_key_path(constants.DEFAULT_SIGNING_KEY))
+KEYS_CONFIGMAP = "dagsync-release-keys"
 
 
 def subcommand_flags(name: str) -> set[str]:
@@ -58,6 +62,16 @@ def argv_of(container: dict[str, Any]) -> list[str]:
     return args
 
 
+def check_trusted_key_mounted(doc: dict[str, Any], container: dict[str, Any]) -> None:
+    """The pinned key file that DAGSYNC_TRUSTED_KEYS names is there: the keys ConfigMap, read-only."""
+    spec = doc["spec"]
+    pod = spec["template"]["spec"] if "template" in spec else spec
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = [m for m in container["volumeMounts"] if m["mountPath"] == str(TRUSTED_KEY.parent)]
+    assert len(mounts) == 1 and mounts[0].get("readOnly") is True, container["name"]
+    assert volumes[mounts[0]["name"]]["configMap"]["name"] == KEYS_CONFIGMAP
+
+
 def check_probe(probe: dict[str, Any], path: str) -> None:
     assert probe["httpGet"] == {"path": path, "port": PORT}
 
@@ -70,13 +84,19 @@ def test_kubernetes_manifests_use_real_commands_flags_and_ports(path: Path) -> N
     for doc in yaml_docs(path):
         assert doc["apiVersion"] and doc["kind"]
         if doc["kind"] == "ConfigMap":
+            if doc["metadata"]["name"] == KEYS_CONFIGMAP:
+                assert set(doc["data"]) == {TRUSTED_KEY.name}
+                assert doc["data"][TRUSTED_KEY.name].startswith("-----BEGIN PUBLIC KEY-----\n")
+                continue
             assert set(doc["data"]) <= KNOWN_ENV
-            load_config({"dags_dir": "/opt/airflow/dags"}, doc["data"])
+            cfg = load_config({"dags_dir": "/opt/airflow/dags"}, doc["data"])
+            assert cfg.trusted_keys == (TRUSTED_KEY,) and not cfg.allow_unsigned
             continue
         containers = agent_containers(doc)
         assert containers, f"{path.name} has no dagsync-agent container"
         for c in containers:
             check_agent_argv(argv_of(c))
+            check_trusted_key_mounted(doc, c)
             for env in c.get("env", []):
                 assert env["name"] in KNOWN_ENV | {"POD_NAME"}
             if argv_of(c)[0] == "run":
@@ -118,6 +138,8 @@ def test_compose_example_wires_the_agent_to_the_shared_volume() -> None:
     assert (context / agent["build"]["dockerfile"]).exists()
     check_agent_argv(agent["command"])
     assert set(agent["environment"]) <= KNOWN_ENV
+    assert agent["environment"]["DAGSYNC_TRUSTED_KEYS"] == str(TRUSTED_KEY)
+    assert f"{TRUSTED_KEY.parent}:{TRUSTED_KEY.parent}:ro" in agent["volumes"]
     assert agent["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]
     assert "/readyz" in " ".join(agent["healthcheck"]["test"]) and f":{PORT}/" in " ".join(agent["healthcheck"]["test"])
     for name, service in doc["services"].items():
@@ -135,4 +157,5 @@ def test_systemd_unit_runs_the_agent_with_a_valid_config_file() -> None:
     assert unit["Service"]["KillSignal"] == "SIGTERM"
     cfg = load_config({}, {}, DEPLOY / "systemd" / "agent.yaml")
     assert cfg.listen_address == ("127.0.0.1", PORT)
+    assert cfg.trusted_keys == (TRUSTED_KEY,) and not cfg.allow_unsigned
     assert str(cfg.dags_dir) in unit["Service"]["ReadWritePaths"]

@@ -65,3 +65,12 @@ def test_post_sync_requests_a_sync(served: tuple[Health, HealthServer, list[int]
     _, server, requested = served
     assert fetch(server, "/sync", "POST")[0] == 202 and requested == [1]
     assert fetch(server, "/nope")[0] == 404
+
+
+def test_readyz_before_the_first_sync_says_why_it_is_not_ready(served: tuple[Health, HealthServer, list[int]]) -> None:
+    # Given a fresh host whose first sync failed because the release was refused
+    health, server, _ = served
+    health.degraded = "release.json refused: it has no signature; nothing changed on disk"
+    # When /readyz is asked / Then it is not ready, and says why
+    code, body = fetch(server, "/readyz")
+    assert code == 503 and "waiting for the first full sync" in body and "it has no signature" in body

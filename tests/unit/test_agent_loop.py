@@ -37,7 +37,7 @@ class FakeSyncer:
 
 
 def make_agent(tmp_path: Path, syncer: FakeSyncer, **cfg: Any) -> Agent:
-    config = load_config({"dags_dir": str(tmp_path), "bucket": "bkt", **cfg}, {})
+    config = load_config({"dags_dir": str(tmp_path), "bucket": "bkt", "trusted_keys": "release.pem", **cfg}, {})
     return Agent(config, syncer, Health(Metrics(), 300), threading.Event(), threading.Event())  # type: ignore[arg-type]
 
 

@@ -135,7 +135,7 @@ class Checks:
     def __init__(self) -> None:
         self.seen: list[Mapping[str, Any]] = []
 
-    def verify(self, root: Mapping[str, Any]) -> None:
+    def verify(self, root: Mapping[str, Any], stored: bytes | None = None) -> None:
         self.seen.append(root)
         if root.get("signature", {}).get("value") != "c2lnbmVk":
             raise releases.UntrustedRelease("not signed")
