@@ -289,6 +289,49 @@ def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
             f"{foot['idle_cpu_percent']:.2f} % of one core ({foot['idle_cpu_seconds']:.2f} s) |", "")
 
 
+AIRFLOW_KINDS = {"new": "new project: DAG registered", "changed": "changed project: new serialized DAG",
+                 "rolled back": "rolled back (to a tree extracted earlier): serialized DAG", "retired":
+                 "retired project: DAG stale"}
+
+
+def _airflow_e2e(doc: Doc, res: dict[str, Any], cmds: dict[str, str]) -> None:
+    wait = res["classic_wait"]
+
+    def sec(v: float | None) -> str:
+        return f"> {wait:.0f} s" if v is None else f"{v:,.2f} s" if v < 10 else f"{v:,.0f} s"
+
+    def cell(s: dict[str, Any]) -> str:
+        return f"{sec(s['p50'])} / {sec(s['max'])}" + (f" ({s['missed']} of {s['n']} not within {wait:.0f} s)"
+                                                        if s["missed"] else "")
+
+    for kind in AIRFLOW_KINDS:
+        b = res["kinds"][kind]["bundle"]
+        ok = b["p50"] is not None and b["max"] is not None and b["p50"] <= 2 and b["max"] <= 5
+        doc.target(f"publish -> Airflow has it, DagsyncBundle, {kind}", "p50 <= 2 s, max <= 5 s",
+                   f"p50 {sec(b['p50'])}, max {sec(b['max'])}", ok)
+    cpu = res["cpu"]
+    settings = ", ".join(f"`{k}={v}`" for k, v in res["settings"]["bundle"].items() if k.startswith("AIRFLOW__"))
+    doc.add("## Airflow: publish -> the DAG processor's metadata DB", "", f"`{cmds.get('airflow_e2e', '')}`", "",
+            "A real Airflow 3.3.2 `airflow dag-processor` (its own venv under `.cache/`, sqlite DB from "
+            "`airflow db migrate`) reads the folder a real `dagsync-agent run` keeps on `dagsync local up`; two of "
+            "them, side by side on the same host folder in the same run: **classic** is Airflow's default "
+            "`dags-folder` bundle with every setting at its default; **DagsyncBundle** is the bundle with "
+            f"{settings} (docs/airflow.md). Each change is on its own project and is timed from the start of the "
+            "publisher call (`publish --promote`, `rollback`, `retire`) until the host folder has it and until "
+            f"each metadata DB shows it (polled every 20 ms). {res['changes']} changes of each kind, one of each "
+            f"per {res['spacing']:.0f} s slot; each change is given {wait:.0f} s to show in the classic setup.", "",
+            "| change (what the DB shows) | host folder flipped | DagsyncBundle | classic dags-folder |",
+            "| --- | --- | --- | --- |")
+    for kind, label in AIRFLOW_KINDS.items():
+        k = res["kinds"][kind]
+        doc.add(f"| {label} | {cell(k['host'])} | {cell(k['bundle'])} | {cell(k['classic'])} |")
+    doc.add("", "Each cell is p50 / max. The DAG processors' CPU over the measured window (their parsing children "
+            "included):", "",
+            "| setup | CPU seconds | wall seconds | % of one core |", "| --- | --- | --- | --- |",
+            *(f"| {side} | {c['cpu_seconds']:.1f} | {c['wall_seconds']:.0f} | {c['percent_of_a_core']:.1f} % |"
+              for side, c in cpu.items()), "")
+
+
 def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else "met" if ok else "**missed**"
 
@@ -313,6 +356,9 @@ def write() -> Path:
     parse_gate = read_result("parse_gate")
     if parse_gate:
         _parse_gate(doc, parse_gate, cmds)
+    airflow = read_result("airflow_e2e")
+    if airflow:
+        _airflow_e2e(doc, airflow, cmds)
     m = run.get("machine", {})
     sizes = run.get("sizes", {})
     head = [

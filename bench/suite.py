@@ -69,6 +69,12 @@ def verification(scenario: Any, sizes: Sizes) -> None:
              "200" if sizes.mode == "full" else "50")
 
 
+def airflow_e2e_flags(quick: bool) -> list[str]:
+    """bench/airflow_e2e.py: its defaults are the full form (10 changes of each kind in 30 s slots, each given 330 s
+    to show in the classic setup: about 13 minutes); the quick form gives the classic setup 30 s (about 2)."""
+    return ["--changes", "2", "--spacing", "12", "--settle", "0", "--classic-wait", "30"] if quick else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
              str(sizes.repeats), "--idle-seconds", str(sizes.idle_seconds))
     scenario("parse_gate", "bench.parse_gate", "--repeats", "5" if sizes is FULL else "2")
+    scenario("airflow_e2e", "bench.airflow_e2e", *airflow_e2e_flags(args.quick))
     total = time.perf_counter() - started
     write_result("run", {"sizes": asdict(sizes), "machine": machine(), "durations": durations,
                          "commands": commands, "total_seconds": total,

@@ -15,6 +15,9 @@ CONTEXT_KEY = "dagsync:environments"
 ENV_NAME_RE = HOST_RE  # environment names become part of physical names: same rule as hosts
 DEFAULT_DAGS_DIR = "/opt/airflow/dags"
 DEFAULT_RETENTION_DAYS = 30
+# How long every accepted release root stays at releases/<sequence>.json: a DAG run older than this can no longer be
+# cleared and re-run on the code it started with (docs/infrastructure.md, "Release history").
+DEFAULT_RELEASE_HISTORY_DAYS = 400
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = frozenset(
     (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -33,6 +36,7 @@ class EnvironmentConfig:
     region: str | None = None
     reconcile_interval_s: float = constants.DEFAULT_RECONCILE_INTERVAL_S
     retention_days: int = DEFAULT_RETENTION_DAYS
+    release_history_days: int = DEFAULT_RELEASE_HISTORY_DAYS
     alarm_email: str | None = None
     dags_dir: str = DEFAULT_DAGS_DIR
     retain_data: bool = True
@@ -78,8 +82,8 @@ def expand_hosts(entries: Sequence[Any]) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-_KNOWN_KEYS = {"account", "region", "hosts", "reconcile_interval_s", "retention_days", "alarm_email", "dags_dir",
-               "retain_data", "signing_keys", "signing_key"}
+_KNOWN_KEYS = {"account", "region", "hosts", "reconcile_interval_s", "retention_days", "release_history_days",
+               "alarm_email", "dags_dir", "retain_data", "signing_keys", "signing_key"}
 KEY_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
@@ -107,6 +111,9 @@ def parse_environment(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(f"environment {name!r}: retention_days {retention} is not one of "
                           f"{sorted(LOG_RETENTION_DAYS)}")
+    history = raw.get("release_history_days", DEFAULT_RELEASE_HISTORY_DAYS)
+    if not isinstance(history, int) or isinstance(history, bool) or history < 1:
+        raise ConfigError(f"environment {name!r}: release_history_days must be a whole number of days, at least 1")
     interval = float(raw.get("reconcile_interval_s", constants.DEFAULT_RECONCILE_INTERVAL_S))
     if interval <= 0:
         raise ConfigError(f"environment {name!r}: reconcile_interval_s must be positive")
@@ -118,6 +125,7 @@ def parse_environment(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
         region=_optional_str(raw.get("region")),
         reconcile_interval_s=interval,
         retention_days=retention,
+        release_history_days=history,
         alarm_email=_optional_str(raw.get("alarm_email")),
         dags_dir=str(raw.get("dags_dir", DEFAULT_DAGS_DIR)),
         retain_data=bool(raw.get("retain_data", True)),

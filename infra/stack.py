@@ -49,7 +49,8 @@ class DagSyncStack(Stack):
         Tags.of(self).add("environment", config.name)
         self.topology = Topology(prefix=config.prefix, hosts=config.hosts)
 
-        self.storage = Storage(self, "Storage", retention_days=config.retention_days, retain_data=config.retain_data)
+        self.storage = Storage(self, "Storage", retention_days=config.retention_days,
+                               release_history_days=config.release_history_days, retain_data=config.retain_data)
         self.alerts = AlertTopic(self, "Alerts", topic_name=self.topology.alerts_topic, email=config.alarm_email)
         self.fanout = FanOut(self, "FanOut", topology=self.topology)
         self.validator = ValidatorFunction(

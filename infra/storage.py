@@ -1,4 +1,4 @@
-"""The artifact bucket (projects, catalogs, manifest, release, status) and its access-log bucket."""
+"""The artifact bucket (projects, catalogs, manifest, release, release history, status) and its access-log bucket."""
 
 from __future__ import annotations
 
@@ -6,16 +6,31 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from dagsync.core import keys
 from infra.nag import acknowledge
 
 ABORT_UPLOADS_AFTER = Duration.days(7)
 ACCESS_LOG_PREFIX = "artifacts/"
+# Release roots are releases/<ten digits>.json; shards are releases/shards/<sha256>.json. S3 lifecycle filters match
+# prefixes only, so "every root, no shard" is one rule per leading digit: no shard key starts with a digit there.
+RELEASE_ROOT_PREFIXES = tuple(f"{keys.RELEASES_PREFIX}{digit}" for digit in "0123456789")
+
+
+def release_history_rules(days: int) -> list[s3.LifecycleRule]:
+    """Each release root expires `days` after it was written. Shards never expire: the current release may name a
+    shard written years ago (a project unchanged since), so no age makes deleting one safe; they are small (the
+    entries of the projects a change touched) and shared by every release that did not change them."""
+    return [
+        s3.LifecycleRule(id=f"expire-release-history-{prefix[-1]}", prefix=prefix, expiration=Duration.days(days))
+        for prefix in RELEASE_ROOT_PREFIXES
+    ]
 
 
 class Storage(Construct):
     """Versioned, encrypted, private, TLS-only artifact bucket whose access is logged to a log bucket."""
 
-    def __init__(self, scope: Construct, id_: str, *, retention_days: int, retain_data: bool) -> None:
+    def __init__(self, scope: Construct, id_: str, *, retention_days: int, retain_data: bool,
+                 release_history_days: int) -> None:
         super().__init__(scope, id_)
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         self.log_bucket = s3.Bucket(
@@ -59,7 +74,8 @@ class Storage(Construct):
                     noncurrent_version_expiration=Duration.days(retention_days),
                     abort_incomplete_multipart_upload_after=ABORT_UPLOADS_AFTER,
                     expired_object_delete_marker=True,
-                )
+                ),
+                *release_history_rules(release_history_days),
             ],
             removal_policy=removal,
         )

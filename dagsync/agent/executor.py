@@ -1,28 +1,33 @@
 """The thin executor: carries out a Plan on the volume. Decides nothing.
 
 Order: every fetch first (download, verify size and sha256, safe-extract into staging, rename into the
-store), then every flip, then every unlink. A project whose fetch fails keeps its old link; the others
-go ahead. A stop request is honoured between steps, never inside one."""
+store), then fresh mtimes on the trees about to become live, then the release view and its one `current` flip
+(only once every tree of the release is in the store), then every per-project flip, then every unlink. A project
+whose fetch fails keeps its old link; the others go ahead. A stop request is honoured between steps, never
+inside one."""
 
 from __future__ import annotations
 
-import errno
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dagsync.core.archive import UnsafeArchive, sha256_file
 from dagsync.core.store import ObjectStore
 
-from . import logs
+from . import logs, views
+from .fetch import describe, fetch_tree
 from .metrics import Metrics
-from .planner import Fetch, Plan
-from .scan import record_tree
+from .planner import Fetch, Link, Plan
 from .state import AgentState, TreeRecord
-from .volume import Volume, VolumeError
+from .volume import Volume, VolumeError, tree_listing
 
 FETCH_WORKERS = 4
+# How far ahead of now a tree's files are stamped when it becomes live (see Executor._touch): it must cover the
+# time until Airflow's DAG processor takes up the release (its refresh tick, 1 s with the documented settings) plus
+# one parse of a DAG file that was already running then (under a second measured; docs/airflow.md).
+TOUCH_AHEAD_S = 3.0
 
 
 @dataclass
@@ -31,11 +36,12 @@ class ApplyResult:
     fetched: list[str] = field(default_factory=list)
     flipped: list[str] = field(default_factory=list)
     unlinked: list[str] = field(default_factory=list)
+    view: int | None = None  # the release view made current
     stopped: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.fetched or self.flipped or self.unlinked)
+        return bool(self.fetched or self.flipped or self.unlinked or self.view)
 
 
 class Executor:
@@ -52,6 +58,9 @@ class Executor:
         self._fetch_all(plan.fetch, state, result)
         if result.stopped:
             return result
+        self._touch(plan.touch, state)
+        if plan.view is not None:
+            self._write_view(plan.view.sequence, plan.view.trees, result)
         now = time.time()
         for link in plan.link:
             if link.project in result.errors:
@@ -78,6 +87,36 @@ class Executor:
             logs.info("unlinked", project=project)
         return result
 
+    def _touch(self, links: tuple[Link, ...], state: AgentState) -> None:
+        """Fresh mtimes (a little ahead of now) on trees about to become live, recorded so that the stat check
+        still sees no drift. Airflow re-parses a known file early only if its mtime is newer than its last parse
+        finished: the margin covers a parse of the old tree that is still running when the flip lands."""
+        when = time.time() + TOUCH_AHEAD_S
+        for link in links:
+            rec = state.record(link.project, link.tree)
+            if rec is None:
+                continue  # its fetch failed; the error is reported there
+            try:
+                self.volume.touch_tree(link.project, link.tree, when)
+                rec.listing = tree_listing(self.volume.tree_path(link.project, link.tree))
+            except OSError as exc:
+                logs.warning("could not refresh mtimes", project=link.project, tree=link.tree, error=describe(exc))
+
+    def _write_view(self, sequence: int, trees: Mapping[str, str], result: ApplyResult) -> None:
+        """The release view, once every tree it names is in the store; then `current` flips to it (one rename)."""
+        missing = sorted(p for p, t in trees.items() if not self.volume.tree_path(p, t).is_dir())
+        if missing:
+            logs.warning("release view not written: trees missing", sequence=sequence, projects=missing)
+            return
+        try:
+            views.write_view(self.volume, sequence, trees)
+        except OSError as exc:
+            result.errors[f"release view {sequence}"] = describe(exc)
+            logs.error("release view failed", sequence=sequence, error=describe(exc))
+            return
+        result.view = sequence
+        logs.info("release view current", sequence=sequence, projects=len(trees))
+
     def _fetch_all(self, steps: tuple[Fetch, ...], state: AgentState, result: ApplyResult) -> None:
         """Up to FETCH_WORKERS fetches at once: one project's download and fsyncs wait while another's are
         extracted (a cold sync of 1,000 projects was fsync- and round-trip-bound; docs/benchmarks.md). Each
@@ -102,23 +141,9 @@ class Executor:
                 result.fetched.append(step.project)
 
     def _fetch(self, step: Fetch) -> TreeRecord:
-        entry, project = step.entry, step.project
-        tree = entry.tree_name
-        part = self.volume.staging / f"{project}--{tree}.tar.gz.part"
-        try:
-            with part.open("wb") as fh:
-                self.store.download(entry.archive_key, fh, on_bytes=self.metrics.bytes_downloaded.inc)
-            size = part.stat().st_size
-            if size != entry.size:
-                raise UnsafeArchive(f"{entry.archive_key}: {size} bytes, the release says {entry.size}")
-            digest = sha256_file(part)
-            if digest != entry.sha256:
-                raise UnsafeArchive(f"{entry.archive_key}: sha256 {digest} does not match the release")
-            self.volume.install(project, tree, part)
-        finally:
-            part.unlink(missing_ok=True)
-        rec = record_tree(self.volume, project, tree, sha256=entry.sha256)
-        logs.info("fetched", project=project, tree=tree, bytes=entry.size, files=entry.files)
+        rec = fetch_tree(self.store, self.volume, step.project, step.entry, on_bytes=self.metrics.bytes_downloaded.inc)
+        logs.info("fetched", project=step.project, tree=step.entry.tree_name, bytes=step.entry.size,
+                  files=step.entry.files)
         return rec
 
     def remove_trees(self, doomed: list[tuple[str, str]], state: AgentState) -> int:
@@ -136,11 +161,3 @@ class Executor:
             logs.info("removed old tree", project=project, tree=tree)
         self.metrics.trees_removed.inc(removed)
         return removed
-
-
-def describe(exc: BaseException, *, plain: tuple[type[BaseException], ...] = ()) -> str:
-    """An error for logs and hosts/<host>.json: our own errors as they are, others with their type."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"disk full: {exc}"
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, (UnsafeArchive, *plain)) else f"{type(exc).__name__}: {text}"

@@ -16,12 +16,15 @@ class LocalView:
     """What is on disk, already checked for drift.
 
     links: project -> tree name its symlink points at ("" when the link is ours but broken or retargeted).
-    trees: project -> healthy trees in the store. blocked: names held by entries dagsync does not own."""
+    trees: project -> healthy trees in the store. blocked: names held by entries dagsync does not own.
+    view: the release the `current` view shows (0: none); view_trees: project -> tree of its links."""
 
     sequence: int = 0
     links: Mapping[str, str] = field(default_factory=dict)
     trees: Mapping[str, Collection[str]] = field(default_factory=dict)
     blocked: Collection[str] = ()
+    view: int = 0
+    view_trees: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,17 +40,27 @@ class Link:
 
 
 @dataclass(frozen=True)
+class View:
+    """The release view to write and make current: every project of the release and its tree."""
+
+    sequence: int
+    trees: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Plan:
     sequence: int
     stale: bool = False  # the release is older than what this host already applied: do nothing
     fetch: tuple[Fetch, ...] = ()
+    touch: tuple[Link, ...] = ()  # trees that are about to become live: fresh mtimes first (docs/design.md)
+    view: View | None = None
     link: tuple[Link, ...] = ()
     unlink: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.fetch or self.link or self.unlink)
+        return not (self.fetch or self.link or self.unlink or self.view)
 
 
 class UnknownProject(LookupError):
@@ -68,21 +81,27 @@ def plan(release: Release, local: LocalView, only: Collection[str] | None = None
     wanted = {p: e for p, e in release.projects.items() if only is None or p in only}
     fetch: list[Fetch] = []
     link: list[Link] = []
+    touch: list[Link] = []
     blocked: list[str] = []
     for project, entry in sorted(wanted.items()):
-        if project in local.blocked:
-            blocked.append(project)
-            continue
         tree = entry.tree_name
         present = tree in local.trees.get(project, ())
         if not present:
-            fetch.append(Fetch(project, entry))
-        if not present or local.links.get(project) != tree:
+            fetch.append(Fetch(project, entry))  # a blocked name is still fetched: the release view needs it
+        relink = project not in local.blocked and (not present or local.links.get(project) != tree)
+        if project in local.blocked:
+            blocked.append(project)
+        elif relink:
             link.append(Link(project, tree))
+        if relink or (only is None and local.view_trees.get(project) != tree):
+            touch.append(Link(project, tree))
+    view = None
+    trees = {p: e.tree_name for p, e in release.projects.items()}
+    if only is None and (local.view != release.sequence or dict(local.view_trees) != trees):
+        view = View(release.sequence, trees)
     unlink = () if only is not None else tuple(sorted(p for p in local.links if p not in wanted))
-    return Plan(
-        sequence=release.sequence, fetch=tuple(fetch), link=tuple(link), unlink=unlink, blocked=tuple(blocked)
-    )
+    return Plan(sequence=release.sequence, fetch=tuple(fetch), touch=tuple(touch), view=view, link=tuple(link),
+                unlink=unlink, blocked=tuple(blocked))
 
 
 def plan_retention(
@@ -103,3 +122,13 @@ def plan_retention(
             if now - at >= grace:
                 doomed.append((project, tree))
     return doomed
+
+
+def plan_view_retention(known: Mapping[int, Mapping[str, str]], *, present: Collection[tuple[str, str]],
+                        current: int | None, keep: int) -> list[int]:
+    """Release views to delete: every one that names a tree no longer in the store, and the oldest beyond the
+    newest `keep`. Never the current one."""
+    have = set(present)
+    whole = sorted(s for s, trees in known.items() if s != current and set(trees.items()) <= have)
+    broken = [s for s in known if s != current and s not in whole]
+    return sorted(broken + whole[: max(0, len(whole) - keep)])

@@ -1,8 +1,8 @@
 """Start-up repair of whatever a crash left behind. Runs before the first sync.
 
 - staging dir left behind: emptied (extractions and downloads that never reached the store).
-- temp symlink left behind (a flip cut short before its rename): removed. The old link is still whole,
-  and the first sync flips again if the release wants the new tree.
+- temp symlink left behind (a flip cut short before its rename, of a project, of `current` or inside a release
+  view): removed. The old link is still whole, and the first sync flips again if the release wants the new tree.
 - state.json missing or corrupt: rebuilt from the links and the store on disk. The applied sequence
   is unknown after a rebuild, so it starts at 0 and the current release.json is taken as it is.
 - a symlink pointing at a deleted tree: reported by the scan as a broken link; the first sync fetches
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import logs
+from . import logs, views
 from .scan import adopt_tree
 from .state import AgentState, StateCorrupt, load_state, save_state
 from .volume import Volume
@@ -47,6 +47,8 @@ def recover(volume: Volume) -> Recovery:
     for tmp in volume.temp_links():
         tmp.unlink()
         temp_links.append(tmp.name)
+    if views.clear_temp(volume):
+        temp_links.append("(release view links)")
     volume.ensure_airflowignore()
     why: str | None = None
     try:

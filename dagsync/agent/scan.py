@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from . import views
 from .planner import LocalView
 from .state import AgentState, TreeRecord
 from .volume import Volume, tree_digest, tree_listing
@@ -101,5 +102,7 @@ def scan(volume: Volume, state: AgentState, check: Check = "stat") -> ScanResult
             blocked.append(name)
     for name in sorted(set(state.links) - present):
         result.broken_links.append(name)  # our link was deleted: the planner links it again
-    result.view = LocalView(sequence=state.highest_sequence, links=links, trees=healthy, blocked=blocked)
+    view = views.current_view(volume)
+    result.view = LocalView(sequence=state.highest_sequence, links=links, trees=healthy, blocked=blocked,
+                            view=view[0] if view else 0, view_trees=view[1] if view else {})
     return result

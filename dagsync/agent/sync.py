@@ -16,11 +16,12 @@ from dagsync.core.documents import JSON
 from dagsync.core.models import HostStatus, Release, utcnow
 from dagsync.core.store import NotModified, ObjectStore
 
-from . import AGENT_VERSION, logs
+from . import AGENT_VERSION, holds, logs, views
 from .config import AgentConfig
-from .executor import ApplyResult, Executor, describe
+from .executor import ApplyResult, Executor
+from .fetch import describe
 from .metrics import Metrics
-from .planner import UnknownProject, plan, plan_retention
+from .planner import UnknownProject, plan, plan_retention, plan_view_retention
 from .recovery import recover
 from .scan import Check, scan
 from .state import AgentState, save_state
@@ -160,6 +161,8 @@ class Syncer:
                          sequence=release.sequence, applied=self.state.highest_sequence)
         self.state.chain, self.state.bucket = release.chain, bucket
         self.state.sequence = self.state.highest_sequence = 0
+        for sequence in views.list_views(self.volume):  # their numbers count in the old chain
+            views.remove_view(self.volume, sequence)
         return True
 
     def _check(self, full: bool) -> Check:
@@ -236,14 +239,43 @@ class Syncer:
             self.state.mark_live(project, links.get(project), now)
 
     def _retention(self) -> int:
-        history = {
-            project: {tree: rec.retired_at for tree, rec in trees.items()}
-            for project, trees in self.state.trees.items()
-        }
-        doomed = plan_retention(
-            history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=time.time()
-        )
-        return self.executor.remove_trees(doomed, self.state) if doomed else 0
+        """Old trees and views go, except what the current view names and what a running task holds
+        (holds.py). Under the volume lock, taken without waiting: a bundle materializing a release holds it,
+        and retention can wait for the next full reconcile."""
+        with holds.volume_lock(self.volume, timeout=0) as locked:
+            if not locked:
+                logs.info("retention skipped this cycle: the volume is locked by an Airflow task")
+                return 0
+            try:
+                protected = holds.held_trees(self.volume)
+            except (OSError, holds.HoldUnreadable) as exc:
+                logs.warning("retention skipped this cycle", error=_describe(exc))
+                return 0
+            current = views.current_view(self.volume)
+            protected |= set(current[1].items()) if current else set()
+            history = {
+                project: {tree: None if (project, tree) in protected else rec.retired_at
+                          for tree, rec in trees.items()}
+                for project, trees in self.state.trees.items()
+            }
+            doomed = plan_retention(
+                history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=time.time()
+            )
+            removed = self.executor.remove_trees(doomed, self.state) if doomed else 0
+            self._prune_views(current[0] if current else None)
+        return removed
+
+    def _prune_views(self, current: int | None) -> None:
+        present = {(p, t) for p, trees in self.volume.list_trees().items() for t in trees}
+        known = {}
+        for sequence in views.list_views(self.volume):
+            try:
+                known[sequence] = views.read_view(views.view_path(self.volume, sequence))
+            except OSError:
+                continue
+        for sequence in plan_view_retention(known, present=present, current=current, keep=views.KEEP_VIEWS):
+            views.remove_view(self.volume, sequence)
+            logs.info("removed old release view", sequence=sequence)
 
     def _gauges(self) -> None:
         self.metrics.applied_sequence.set(self.state.sequence)

@@ -9,7 +9,7 @@ from dagsync.core.signatures import TrustedKeys, short, verifier_from
 
 from . import logs
 from .config import AgentConfig
-from .executor import describe
+from .fetch import describe
 
 
 class KeyFetchError(RuntimeError):

@@ -7,6 +7,7 @@ Every operation here is one small, atomic step; the executor strings them togeth
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -115,21 +116,41 @@ class Volume:
         return out
 
     def install(self, project: str, tree: str, archive_path: Path) -> Path:
-        """Safe-extract into staging, then rename into the store. On any error staging is left clean."""
+        """Safe-extract into staging, then rename into the store. On any error staging is left clean.
+
+        The agent and an Airflow worker's bundle may install the same tree at once: whoever renames second finds
+        the tree there, and keeps it when its content is the same (a running task may be reading it); a copy
+        whose content differs is damaged and is replaced."""
         tmp = self.staging / f"{project}--{tree}--{uuid.uuid4().hex[:8]}"
         try:
             with archive_path.open("rb") as fh:
                 archive.extract(fh, tmp)
+            final = self.tree_path(project, tree)
+            final.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)  # atomic; refused when a non-empty tree is already there
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                if tree_digest(final) == tree_digest(tmp):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                self._discard(final)
+                os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        final = self.tree_path(project, tree)
-        final.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if final.exists():  # a damaged copy of the same content: move it out of the way first
-            self._discard(final)
-        os.rename(tmp, final)
         fsync_dir(final.parent)
         return final
+
+    def touch_tree(self, project: str, tree: str, when: float) -> None:
+        """Give every file of a tree the mtime `when`. Airflow re-parses a known file early only when its mtime is
+        newer than its last parse, and a tree extracted earlier (a rollback) carries old mtimes."""
+        root = os.fspath(self.tree_path(project, tree))
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d != PYCACHE]
+            for name in filenames:
+                os.utime(os.path.join(dirpath, name), (when, when), follow_symlinks=False)
 
     def remove_tree(self, project: str, tree: str) -> None:
         path = self.tree_path(project, tree)

@@ -1,7 +1,9 @@
 """`make demo`: the whole loop on this machine. Publish the examples, watch them land on a host's DAG
 folder (timing manifest write -> flip), promote a new version, roll back, retire one, and write release.json by
-hand (the host refuses it: not signed by the validator). A reader scans the folder the whole time and must never see
-a project missing or half-written."""
+hand (the host refuses it: not signed by the validator). A reader scans the folder the whole time and must never
+see a project missing or half-written. A real Airflow 3.3.2
+`airflow dag-processor` with DagsyncBundle (installed into .cache/ on first use) reads the same host, and each
+change is timed again until Airflow's metadata DB has it."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dagsync.agent import views
+from dagsync.agent.volume import Volume
 from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
 from dagsync.core.serde import canonical
 from dagsync.core.store import S3Store
-from dagsync.local.procs import running, start_agent, start_local_stack, wait_for
+from dagsync.local.airflow import BUNDLE_NAME, AirflowHome, MetadataDB, bundle_settings, ensure_airflow
+from dagsync.local.procs import Process, running, start_agent, start_local_stack, wait_for
 from dagsync.local.watch import Watcher, tree_files
 from dagsync.publish.change import ManifestChange
 from dagsync.publish.publisher import promote, publish, retire
@@ -28,6 +33,8 @@ from dagsync.publish.workflow import rollback
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOST = "host-1"
+AIRFLOW_WAIT = 60.0
+Check = Callable[[MetadataDB, int], bool]  # does Airflow's DB show the change, made in release N?
 
 
 def landed(dags_dir: Path, project: str, sha256: str | None) -> bool:
@@ -44,7 +51,10 @@ class Demo:
         self.dags_dir.mkdir(parents=True)
         self.reader = Watcher(self.dags_dir)
         self.timings: list[float] = []
+        self.airflow_timings: list[float] = []
+        self.airflow_missed: list[str] = []
         self.shas: dict[tuple[str, str], str] = {}
+        self.dag_ids: dict[str, list[str]] = {}
         self.forgery_refused = False
         self.bucket = ""
 
@@ -59,9 +69,12 @@ class Demo:
         self.shas[(project, version)] = result.sha256
         print(f"  archive {result.size} bytes, {result.files} files, dag_ids {', '.join(result.dag_ids)}")
         if live:
-            self.flip(project, version, lambda: promote(store, project, version), echo=False)
+            first = project not in self.dag_ids
+            self.dag_ids[project] = list(result.dag_ids)
+            check = registered(result.dag_ids) if first else has_code(result.dag_ids[0], source)
+            self.flip(project, version, lambda: promote(store, project, version), check, echo=False)
 
-    def flip(self, project: str, version: str | None, write: Callable[[], ManifestChange], *,
+    def flip(self, project: str, version: str | None, write: Callable[[], ManifestChange], check: Check, *,
              echo: bool = True) -> None:
         if echo:
             print(f"$ dagsync {'promote ' + project + ' ' + version if version else 'retire ' + project}")
@@ -77,6 +90,30 @@ class Demo:
         print(f"  manifest {change.etag} -> {HOST}:{project} -> {target}  in {elapsed:.0f} ms", flush=True)
         if version:
             self.reader.must_exist.add(project)
+        sequence = views.current_sequence(Volume(self.dags_dir)) or 0
+        db = self.airflow.db
+        if wait_for(lambda: check(db, sequence), timeout=AIRFLOW_WAIT, interval=0.02):
+            seen = (time.perf_counter() - written) * 1000
+            self.airflow_timings.append(seen)
+            print(f"  Airflow has the change (release {sequence}) in {seen:,.0f} ms", flush=True)
+        else:
+            self.airflow_missed.append(f"{project} {version or 'retired'}")
+            print(f"  Airflow did NOT show the change within {AIRFLOW_WAIT:.0f} s (see {self.airflow.home})")
+
+    def start_airflow(self, stack_endpoint: str, bucket: str, trusted_keys: str) -> Process:
+        home = self.work / "airflow"
+        self.airflow = AirflowHome(ensure_airflow(say=True), home,
+                                   bundle_settings(self.dags_dir, home, endpoint_url=stack_endpoint, bucket=bucket,
+                                                   trusted_keys=Path(trusted_keys)))
+        self.airflow.migrate()
+        processor = self.airflow.start_dag_processor()
+        if not wait_for(lambda: self.airflow.db.bundle_refreshed(BUNDLE_NAME) or not processor.alive, timeout=120,
+                        interval=0.1) or not processor.alive:
+            processor.stop()
+            raise SystemExit(f"demo failed: airflow dag-processor did not start (see {home}/dag-processor.log)")
+        print(f"airflow dag-processor (Airflow 3.3.2, DagsyncBundle '{BUNDLE_NAME}', sqlite DB in {home}) reads "
+              f"{HOST}'s folder", flush=True)
+        return processor
 
     def forged(self, store: S3Store) -> None:
         """release.json written by hand (the next sequence, no signature): the host refuses it and keeps its DAGs."""
@@ -112,46 +149,79 @@ class Demo:
         with running(stack, agent):
             store = S3Store(AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url).client("s3"),
                             stack.bucket)
-            self.bucket = stack.bucket
             print(f"local stack on {stack.endpoint_url}, bucket {stack.bucket}; {HOST} syncs into {self.dags_dir}")
+            self.bucket = stack.bucket
             print(f"releases are signed by the stack's KMS key; {HOST} trusts only its public key, "
                   f"{stack.trusted_keys_file}")
-            self.reader.start()
-            self.step("publish the example projects (CI would run these)")
-            for project in ("sales", "marketing", "finance"):
-                self.publish(store, project, "1.0.0", EXAMPLES / project)
-            self.step("the host's DAG folder")
-            for entry in sorted(self.dags_dir.iterdir()):
-                print(f"  {entry.name}" + (f" -> {os.readlink(entry)}" if entry.is_symlink() else ""))
-            self.step("promote a new version of sales")
-            v2 = self.work / "sales-1.1.0"
-            shutil.copytree(EXAMPLES / "sales", v2)
-            source = (v2 / "daily_sales_report.py").read_text().replace('REPORT_VERSION = "1"', 'REPORT_VERSION = "2"')
-            (v2 / "daily_sales_report.py").write_text(source)
-            self.publish(store, "sales", "1.1.0", v2)
-            self.step("roll sales back (to the version live before 1.1.0)")
-            print("$ dagsync rollback sales")
-            self.flip("sales", "1.0.0", lambda: rollback(store, "sales")[2], echo=False)
-            self.step("retire marketing")
-            self.reader.must_exist.discard("marketing")
-            self.flip("marketing", None, lambda: retire(store, "marketing"))
-            self.forged(store)
-            blob = store.get(keys.RELEASE_KEY)
-            self.reader.finish()
+            processor = self.start_airflow(stack.endpoint_url, stack.bucket, stack.trusted_keys_file)
+            try:
+                released = self.steps(store)
+            finally:
+                processor.stop()
         log.close()
-        return self.report(blob is not None)
+        return self.report(released)
+
+    def steps(self, store: S3Store) -> bool:
+        self.reader.start()
+        self.step("publish the example projects (CI would run these)")
+        for project in ("sales", "marketing", "finance"):
+            self.publish(store, project, "1.0.0", EXAMPLES / project)
+        self.step("the host's DAG folder")
+        for entry in sorted(self.dags_dir.iterdir()):
+            print(f"  {entry.name}" + (f" -> {os.readlink(entry)}" if entry.is_symlink() else ""))
+        current = views.current_path(Volume(self.dags_dir))
+        print(f"  .dagsync/current -> {os.readlink(current)}   (the whole release, flipped by one rename; "
+              "DagsyncBundle reads it)")
+        self.step("promote a new version of sales")
+        v2 = self.work / "sales-1.1.0"
+        shutil.copytree(EXAMPLES / "sales", v2)
+        source = (v2 / "daily_sales_report.py").read_text().replace('REPORT_VERSION = "1"', 'REPORT_VERSION = "2"')
+        (v2 / "daily_sales_report.py").write_text(source)
+        self.publish(store, "sales", "1.1.0", v2)
+        self.step("roll sales back (to the version live before 1.1.0)")
+        print("$ dagsync rollback sales")
+        self.flip("sales", "1.0.0", lambda: rollback(store, "sales")[2],
+                  has_code(self.dag_ids["sales"][0], EXAMPLES / "sales"), echo=False)
+        self.step("retire marketing")
+        self.reader.must_exist.discard("marketing")
+        self.flip("marketing", None, lambda: retire(store, "marketing"), retired(self.dag_ids["marketing"]))
+        self.forged(store)
+        blob = store.get(keys.RELEASE_KEY)
+        self.reader.finish()
+        return blob is not None
 
     def report(self, released: bool) -> int:
         self.step("summary")
         t = sorted(self.timings)
         print(f"  {len(t)} changes, manifest write -> flip on {HOST}: median {statistics.median(t):.0f} ms, "
               f"max {t[-1]:.0f} ms")
+        a = sorted(self.airflow_timings)
+        if a:
+            print(f"  {len(a)} changes, manifest write -> Airflow has it (DagsyncBundle): median "
+                  f"{statistics.median(a):,.0f} ms, max {a[-1]:,.0f} ms")
+        for missed in self.airflow_missed:
+            print(f"  Airflow never showed: {missed}")
         print(f"  reader: {self.reader.scans} scans of the DAG folder, {len(self.reader.violations)} torn or missing")
         for v in self.reader.violations[:5]:
             print(f"    {v}")
-        ok = released and not self.reader.violations and self.forgery_refused
+        ok = released and not self.reader.violations and not self.airflow_missed and self.forgery_refused
         print("demo " + ("passed" if ok else "FAILED") + f" (logs in {self.work})")
         return 0 if ok else 1
+
+
+def registered(dag_ids: list[str]) -> Check:
+    """Every DAG of a new project is in Airflow's DB, active, parsed at that release or later."""
+    return lambda db, sequence: all(db.registered(d, sequence) for d in dag_ids)
+
+
+def has_code(dag_id: str, source: Path) -> Check:
+    """Airflow holds the DAG's code as it is in `source`, parsed at that release."""
+    wanted = {p.read_text() for p in source.glob("*.py")}
+    return lambda db, sequence: db.dag(dag_id) == (False, str(sequence)) and db.code(dag_id) in wanted
+
+
+def retired(dag_ids: list[str]) -> Check:
+    return lambda db, sequence: all(db.stale(d) for d in dag_ids)
 
 
 def main() -> int:

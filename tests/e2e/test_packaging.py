@@ -1,6 +1,6 @@
 """The distribution, installed as a user would into a fresh venv: plain `dagsync` is the CLI alone (no moto,
-Powertools or prometheus-client), `dagsync[agent]` adds a working `dagsync-agent`, and nothing but the `dagsync`
-package lands in site-packages."""
+Powertools or prometheus-client), `dagsync[agent]` adds a working `dagsync-agent`, nothing but the `dagsync`
+package lands in site-packages, and `dagsync[airflow]` goes into Airflow 3.3.2's environment with `pip check` clean."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from dagsync.local.airflow import AIRFLOW_VERSION, ensure_airflow
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("dagsync", "pyproject.toml", "README.md", "requirements.txt", "agent/requirements.txt")
@@ -78,3 +80,23 @@ def test_nothing_but_the_dagsync_package_lands_in_site_packages(venv: Path, sour
     assert {t for t in top if not t.endswith(".dist-info")} == {"dagsync"}, top
     # And the parse gate's child, which the publisher runs by path in Airflow's interpreter, is shipped
     assert "dagsync/publish/dagbag_child.py" in files
+
+
+def test_the_airflow_extra_installs_into_airflows_own_environment_with_pip_check_clean(
+    source: Path, tmp_path: Path
+) -> None:
+    # Given a copy of an environment holding apache-airflow 3.3.2 as Airflow installs it (the tests' cached venv;
+    # run through its own python, so pip installs into the copy)
+    airflow_venv = tmp_path / "airflow-venv"
+    shutil.copytree(ensure_airflow().parents[1], airflow_venv, symlinks=True)
+    python = airflow_venv / "bin" / "python"
+    run(python, "-m", "pip", "uninstall", "--yes", "--quiet", "dagsync")
+    # When `pip install ".[airflow]"` runs there (the agent's pins as constraints)
+    run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c",
+        source / "agent/requirements.txt", f"{source}[airflow]")
+    # Then pip finds no conflict with Airflow's own pins, and the bundle imports from site-packages
+    assert "No broken requirements found" in run(python, "-m", "pip", "check").stdout
+    code = "import dagsync.airflow.bundle as b, airflow; print(airflow.__version__, b.__file__)"
+    where = run(python, "-I", "-c", code)  # -I: not the checkout in the current folder
+    version, path = where.stdout.split()[-2:]
+    assert version == AIRFLOW_VERSION and str(airflow_venv) in path and "site-packages" in path, where.stdout

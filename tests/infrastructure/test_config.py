@@ -28,10 +28,13 @@ def test_an_environment_gets_its_prefix_stack_name_and_defaults() -> None:
     config = parse_environment("dev", {"hosts": ["a"], "account": "123456789012", "region": "eu-west-1"})
     assert (config.prefix, config.stack_name, config.retain_data) == ("dagsync-dev", "DagSync-dev", True)
     assert (config.account, config.region, config.alarm_email) == ("123456789012", "eu-west-1", None)
+    assert config.release_history_days == 400
 
 
 @pytest.mark.parametrize("raw, message", [
     ({"retention_days": 10}, "retention_days"),
+    ({"release_history_days": 0}, "release_history_days"),
+    ({"release_history_days": "a year"}, "release_history_days"),
     ({"reconcile_interval_s": 0}, "reconcile_interval_s"),
     ({"hots": []}, "unknown keys"),
     ({"signing_keys": []}, "non-empty list"),

@@ -287,3 +287,28 @@ def test_only_the_validators_role_may_sign_a_release_even_against_an_administrat
         for policy in template.of_type(kind).values():
             for st in template.statements(policy["Properties"]["PolicyDocument"]):
                 assert not any(_match(a, SIGN) for a in st.actions), st
+
+
+HISTORY = (keys.release_key(1), keys.release_key(123_456), keys.shard_key("ab" * 32))
+
+
+def test_the_release_history_is_read_by_hosts_and_written_only_by_the_validator(template: Template) -> None:
+    # Hosts (their agents, and the Airflow bundle running with the host's credentials) read any past release
+    for host in hosts_of(template):
+        agent = template.managed_policy(AGENT + host)
+        for key in HISTORY:
+            assert allowed(agent, "s3:GetObject", obj(template, key)), (host, key)
+            for action in WRITES:
+                assert not allowed(agent, action, obj(template, key)), (host, action, key)
+    # The publisher reads it (history, rollback) and never writes it
+    publisher = template.managed_policy(PUBLISHER)
+    for key in HISTORY:
+        assert allowed(publisher, "s3:GetObject", obj(template, key)), key
+        for action in WRITES:
+            assert not allowed(publisher, action, obj(template, key)), (action, key)
+    # The validator writes roots and shards, and deletes nothing (the history only expires, by lifecycle)
+    validator = template.role_policies("ValidatorRole")
+    for key in HISTORY:
+        assert allowed(validator, "s3:PutObject", obj(template, key)), key
+        for action in WRITES[1:]:
+            assert not allowed(validator, action, obj(template, key)), (action, key)

@@ -53,6 +53,27 @@ def write_version(root: Path, project: str, version: int, *, dag_id: str | None 
     return src
 
 
+def write_returning(root: Path, project: str, version: str, *, tags: tuple[str, ...] = ()) -> Path:
+    """A project whose one DAG (`<project>_dag`) has one task, `which`, that returns "version <version>": changing
+    only the version changes only the task's code (the serialized DAG stays the same unless `tags` change)."""
+    src = root / project / version
+    src.mkdir(parents=True, exist_ok=True)
+    (src / f"{project}_dag.py").write_text(
+        "from __future__ import annotations\n\n"
+        "import pendulum\n"
+        "from airflow.sdk import dag, task\n\n\n"
+        f"@dag(dag_id={project + '_dag'!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz='UTC'),\n"
+        f"     catchup=False, tags={list(tags)!r})\n"
+        "def returning() -> None:\n"
+        "    @task\n"
+        "    def which() -> str:\n"
+        f"        return {'version ' + version!r}\n\n"
+        "    which()\n\n\n"
+        "returning()\n"
+    )
+    return src
+
+
 def write_release(store: ObjectStore, src: Path, sequence: int, projects: dict[str, tuple[str, Files]], *,
                 write: bool = True, chain: Chain = TEST_CHAIN,
                 signer: releases.Signer | None = signing.SIGNER) -> Release:

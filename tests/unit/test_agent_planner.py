@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dagsync.agent.planner import Fetch, Link, LocalView, UnknownProject, plan, plan_retention
+from dagsync.agent.planner import (
+    Fetch,
+    Link,
+    LocalView,
+    UnknownProject,
+    View,
+    plan,
+    plan_retention,
+    plan_view_retention,
+)
 from dagsync.core.models import Release, ReleasedProject
 
 
@@ -30,7 +39,8 @@ def test_empty_volume_fetches_and_links_everything() -> None:
 
 def test_in_sync_volume_is_an_empty_plan() -> None:
     rel = release(3, alpha=entry("1"))
-    local = LocalView(sequence=3, links={"alpha": "1-aaaaaaaaaaaa"}, trees={"alpha": {"1-aaaaaaaaaaaa"}})
+    local = LocalView(sequence=3, links={"alpha": "1-aaaaaaaaaaaa"}, trees={"alpha": {"1-aaaaaaaaaaaa"}},
+                      view=3, view_trees={"alpha": "1-aaaaaaaaaaaa"})
     assert plan(rel, local).empty
 
 
@@ -68,9 +78,13 @@ def test_damaged_tree_missing_from_view_is_fetched_and_relinked() -> None:
     assert got.link == (Link("alpha", "1-aaaaaaaaaaaa"),)
 
 
-def test_blocked_name_is_left_alone() -> None:
+def test_blocked_name_is_left_alone_in_the_dag_folder_but_is_in_the_release_view() -> None:
+    # Given a name in the DAG folder that dagsync does not own
     got = plan(release(1, alpha=entry("1")), LocalView(blocked={"alpha"}))
-    assert got.empty and got.blocked == ("alpha",)
+    # Then it is never linked over, but its tree is fetched into the store for the release view
+    assert got.blocked == ("alpha",) and got.link == ()
+    assert got.fetch == (Fetch("alpha", entry("1")),)
+    assert got.view is not None and dict(got.view.trees) == {"alpha": "1-aaaaaaaaaaaa"}
 
 
 def test_only_touches_named_projects_and_removes_nothing() -> None:
@@ -99,3 +113,47 @@ def test_retention_waits_for_the_grace_period() -> None:
 def test_retention_of_a_removed_project_keeps_its_last_versions() -> None:
     history = {"gone": {"v2": 500.0, "v1": 100.0}}
     assert plan_retention(history, keep=1, grace=0, now=1000) == [("gone", "v1")]
+
+
+def test_a_release_gets_one_view_of_every_project_and_fresh_mtimes_on_what_changes() -> None:
+    # Given a host on release 3 (view 3 current) and release 4 that changes beta only
+    rel = release(4, alpha=entry("1"), beta=entry("3", "c"))
+    local = LocalView(sequence=3, links={"alpha": "1-aaaaaaaaaaaa", "beta": "2-bbbbbbbbbbbb"},
+                      trees={"alpha": {"1-aaaaaaaaaaaa"}, "beta": {"2-bbbbbbbbbbbb"}},
+                      view=3, view_trees={"alpha": "1-aaaaaaaaaaaa", "beta": "2-bbbbbbbbbbbb"})
+    got = plan(rel, local)
+    # Then the view of release 4 names every project, and only beta's new tree is touched and flipped
+    assert got.view == View(4, {"alpha": "1-aaaaaaaaaaaa", "beta": "3-cccccccccccc"})
+    assert got.touch == (Link("beta", "3-cccccccccccc"),) and got.link == (Link("beta", "3-cccccccccccc"),)
+
+
+def test_a_rollback_to_a_tree_in_the_store_touches_it_before_it_is_linked_again() -> None:
+    rel = release(5, alpha=entry("1"))
+    local = LocalView(sequence=4, links={"alpha": "2-cccccccccccc"},
+                      trees={"alpha": {"1-aaaaaaaaaaaa", "2-cccccccccccc"}},
+                      view=4, view_trees={"alpha": "2-cccccccccccc"})
+    got = plan(rel, local)
+    assert got.fetch == () and got.touch == (Link("alpha", "1-aaaaaaaaaaaa"),)
+
+
+def test_a_damaged_view_is_written_again_even_for_the_same_release() -> None:
+    rel = release(3, alpha=entry("1"), beta=entry("2", "b"))
+    local = LocalView(sequence=3, links={"alpha": "1-aaaaaaaaaaaa", "beta": "2-bbbbbbbbbbbb"},
+                      trees={"alpha": {"1-aaaaaaaaaaaa"}, "beta": {"2-bbbbbbbbbbbb"}},
+                      view=3, view_trees={"alpha": "1-aaaaaaaaaaaa"})  # beta's link in the view was deleted
+    got = plan(rel, local)
+    assert got.view == View(3, {"alpha": "1-aaaaaaaaaaaa", "beta": "2-bbbbbbbbbbbb"}) and got.link == ()
+
+
+def test_only_some_projects_makes_no_release_view() -> None:
+    got = plan(release(2, alpha=entry("1"), beta=entry("2", "b")), LocalView(), only={"beta"})
+    assert got.view is None and got.touch == (Link("beta", "2-bbbbbbbbbbbb"),)
+
+
+def test_view_retention_drops_views_with_missing_trees_and_the_oldest_beyond_keep() -> None:
+    known = {1: {"a": "t1"}, 2: {"a": "t2"}, 3: {"a": "t3"}, 4: {"a": "t4"}, 5: {"a": "t5"}}
+    present = {("a", "t2"), ("a", "t3"), ("a", "t4"), ("a", "t5")}
+    # view 1 names a deleted tree; of the whole ones (2, 3, 4) beside the current (5), two are kept
+    assert plan_view_retention(known, present=present, current=5, keep=2) == [1, 2]
+    # the current view is never dropped, even when a tree it names is gone
+    assert plan_view_retention(known, present=set(), current=5, keep=10) == [1, 2, 3, 4]

@@ -120,3 +120,24 @@ def test_tree_digest_changes_with_any_byte(volume: Volume, tmp_path: Path) -> No
     before = tree_digest(tree)
     (tree / "pkg" / "dag.py").write_text("abd")
     assert tree_digest(tree) != before
+
+
+def test_a_second_install_of_the_same_tree_keeps_the_first_in_place(volume: Volume, tmp_path: Path) -> None:
+    # Given a tree installed (by the agent, say) that a running task may be reading
+    built = make_archive(tmp_path, {"dag.py": "x = 1\n"})
+    first = volume.install("alpha", "1-abc", built)
+    inode = first.stat().st_ino
+    # When an Airflow worker's bundle installs the same tree again
+    second = volume.install("alpha", "1-abc", built)
+    # Then the tree in the store is the very same folder, and staging is clean
+    assert second == first and second.stat().st_ino == inode
+    assert list(volume.staging.iterdir()) == []
+
+
+def test_an_install_over_a_damaged_copy_replaces_it(volume: Volume, tmp_path: Path) -> None:
+    built = make_archive(tmp_path, {"dag.py": "x = 1\n"})
+    path = volume.install("alpha", "1-abc", built)
+    (path / "dag.py").write_text("tampered\n")
+    volume.install("alpha", "1-abc", built)
+    assert (volume.tree_path("alpha", "1-abc") / "dag.py").read_text() == "x = 1\n"
+    assert list(volume.staging.iterdir()) == []

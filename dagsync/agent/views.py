@@ -1,0 +1,191 @@
+"""Release views: one folder of relative links per release, and one `current` link flipped by one rename.
+
+    .dagsync/views/<sequence>/<project> -> ../../store/<project>/<version>-<sha12>   (every project of the release)
+    .dagsync/current -> views/<sequence>                                              (os.replace: one flip)
+
+A reader of `.dagsync/current/` (the Airflow bundle's DAG processor) sees every project of one release or every
+project of the next, never a mix: a release that changes a shared library and the projects importing it lands in
+one rename. The per-project links in the DAG folder (the classic dags-folder mode) are kept as they were.
+A view is written only once every tree it names is in the store; it is repaired link by link (each an
+os.replace), never removed and re-made, so its folder never disappears under a reader."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from dagsync.core.archive import fsync_dir
+
+from .volume import Volume
+
+VIEWS = "views"
+CURRENT = "current"
+TMP_PREFIX = ".tmp-"
+# Views kept besides the current one (each is a folder of links: a few bytes per project). A worker asking for an
+# older release reads its root and shards from the bucket instead (docs/airflow.md).
+KEEP_VIEWS = 100
+
+
+def views_dir(volume: Volume) -> Path:
+    return volume.meta / VIEWS
+
+
+def current_path(volume: Volume) -> Path:
+    """The path the Airflow bundle's DAG processor parses: the same for every release."""
+    return volume.meta / CURRENT
+
+
+def view_path(volume: Volume, sequence: int) -> Path:
+    return views_dir(volume) / str(sequence)
+
+
+def link_target(project: str, tree: str) -> str:
+    return f"../../store/{project}/{tree}"
+
+
+def read_view(path: Path) -> dict[str, str]:
+    """project -> tree of every link in a view folder that points into the store as a view link should."""
+    out: dict[str, str] = {}
+    for entry in os.scandir(path):
+        if entry.name.startswith("."):
+            continue
+        try:
+            target = os.readlink(entry.path)
+        except OSError:
+            continue
+        tree = _tree_of(entry.name, target)
+        if tree is not None:
+            out[entry.name] = tree
+    return out
+
+
+def _tree_of(project: str, target: str) -> str | None:
+    prefix = f"../../store/{project}/"
+    tree = target.removeprefix(prefix)
+    if tree == target or not tree or "/" in tree or tree in (".", ".."):
+        return None
+    return tree
+
+
+def current_sequence(volume: Volume) -> int | None:
+    """The release `current` points at; None when there is no (well-formed) current link."""
+    try:
+        target = os.readlink(current_path(volume))
+    except OSError:
+        return None
+    name = target.removeprefix(f"{VIEWS}/")
+    return int(name) if name != target and name.isdigit() else None
+
+
+def current_view(volume: Volume) -> tuple[int, dict[str, str]] | None:
+    """(sequence, project -> tree) of the current view, or None when there is none."""
+    sequence = current_sequence(volume)
+    if sequence is None:
+        return None
+    try:
+        return sequence, read_view(view_path(volume, sequence))
+    except OSError:
+        return None
+
+
+def list_views(volume: Volume) -> list[int]:
+    try:
+        names = [e.name for e in os.scandir(views_dir(volume))]
+    except FileNotFoundError:
+        return []
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def write_view(volume: Volume, sequence: int, trees: Mapping[str, str]) -> None:
+    """Make views/<sequence> hold exactly these links (a new view is built aside and renamed in; an existing one
+    is repaired link by link), then point `current` at it with one rename. Every tree must be in the store."""
+    missing = sorted(p for p, t in trees.items() if not volume.tree_path(p, t).is_dir())
+    if missing:
+        raise FileNotFoundError(f"view {sequence}: trees not in the store: {', '.join(missing)}")
+    path = view_path(volume, sequence)
+    views_dir(volume).mkdir(mode=0o755, parents=True, exist_ok=True)
+    if path.is_dir():
+        _repair(path, trees)
+    else:
+        tmp = volume.staging / f"view-{sequence}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(mode=0o755)
+        for project, tree in sorted(trees.items()):
+            os.symlink(link_target(project, tree), tmp / project)
+        fsync_dir(tmp)
+        os.rename(tmp, path)
+        fsync_dir(path.parent)
+    flip_current(volume, sequence)
+
+
+def _repair(path: Path, trees: Mapping[str, str]) -> None:
+    repair_links(path, {project: link_target(project, tree) for project, tree in trees.items()})
+    fsync_dir(path)
+
+
+def repair_links(folder: Path, wanted: Mapping[str, str], keep: frozenset[str] = frozenset()) -> None:
+    """Make `folder` hold exactly the links `wanted` (name -> target), besides the names in `keep`: each link that
+    differs is replaced with one rename (never missing in between); anything else in the folder is removed."""
+    for entry in os.scandir(folder):
+        if entry.name not in wanted and entry.name not in keep:
+            remove_entry(Path(entry.path))
+    for name, want in sorted(wanted.items()):
+        link = folder / name
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == want:
+                continue
+        if os.path.lexists(link) and not link.is_symlink():
+            remove_entry(link)
+        replace_link(link, want)
+
+
+def replace_link(link: Path, target: str) -> None:
+    """Point `link` at `target` with one rename of a temporary link beside it."""
+    tmp = link.with_name(f"{TMP_PREFIX}{link.name}-{uuid.uuid4().hex[:8]}")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def flip_current(volume: Volume, sequence: int) -> None:
+    link = current_path(volume)
+    want = f"{VIEWS}/{sequence}"
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == want:
+            return
+    if os.path.lexists(link) and not link.is_symlink():
+        raise IsADirectoryError(f"{link} is not a symlink; dagsync will not replace it")
+    replace_link(link, want)
+    fsync_dir(volume.meta)
+
+
+def remove_view(volume: Volume, sequence: int) -> None:
+    """Rename the view out of views/ (atomic), then delete its links. Never the current one."""
+    if sequence == current_sequence(volume):
+        return
+    path = view_path(volume, sequence)
+    if not path.is_dir():
+        return
+    trash = volume.staging / f"trash--view-{sequence}-{uuid.uuid4().hex[:8]}"
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def clear_temp(volume: Volume) -> int:
+    """Start-up repair: a temporary `current` link or view link left behind by a crash mid-flip."""
+    count = 0
+    for parent in (volume.meta, *(view_path(volume, s) for s in list_views(volume))):
+        for entry in os.scandir(parent):
+            if entry.name.startswith(TMP_PREFIX) and entry.is_symlink():
+                os.unlink(entry.path)
+                count += 1
+    return count
