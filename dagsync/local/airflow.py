@@ -9,9 +9,11 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +197,14 @@ class AirflowHome:
                                   "--workers", "1"], env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
         return Process(name=f"api-server {self.home.name}", popen=popen, log_path=self.home / log_name)
 
+    def api_token(self, url: str, user: str = UI_USER) -> str:
+        """A bearer token from the API server's `POST /auth/token`, as the admin it generated a password for."""
+        body = json.dumps({"username": user, "password": self.password(user) or ""}).encode()
+        request = urllib.request.Request(f"{url}/auth/token", data=body, method="POST",  # noqa: S310 - loopback
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own loopback server
+            return str(json.loads(answer.read())["access_token"])
+
     def password(self, user: str = UI_USER) -> str | None:
         """The password the simple auth manager generated for `user` (None until the API server has started)."""
         try:
@@ -258,6 +268,21 @@ class MetadataDB:
     def bundle_refreshed(self, name: str) -> bool:
         rows = self.query("select last_refreshed from dag_bundle where name = ?", name)
         return bool(rows and rows[0][0])
+
+
+def api_ready(url: str) -> bool:
+    """The API server answers its health check (and so serves /dagsync)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as answer:  # noqa: S310 - loopback
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _str(value: object) -> str | None:

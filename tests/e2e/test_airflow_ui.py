@@ -26,10 +26,9 @@ from dagsync.core.aws import AwsSettings
 from dagsync.core.models import HostStatus, Rejection
 from dagsync.core.serde import load_json
 from dagsync.core.store import S3Store
-from dagsync.local.airflow import UI_USER, AirflowHome, bundle_settings, ensure_airflow, ui_settings
+from dagsync.local.airflow import AirflowHome, api_ready, bundle_settings, ensure_airflow, free_port, ui_settings
 from dagsync.local.procs import LocalStackProcess, Process, start_agent, wait_for
 from dagsync.publish.publisher import promote, publish
-from tests.e2e.reliability import free_port
 from tests.support import chromium
 from tests.support.projects import write_returning, write_version
 
@@ -88,21 +87,6 @@ class Ui:
         return "\n".join(f"--- {p.name}\n{p.log_path.read_text()[-3000:]}" for p in self.procs if p.log_path)
 
 
-def login(url: str, password: str) -> str:
-    request = urllib.request.Request(f"{url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"username": UI_USER, "password": password}).encode())
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return str(json.loads(answer.read())["access_token"])
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as answer:
-            return bool(answer.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def ui(stack: LocalStackProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     python = ensure_airflow()
@@ -123,8 +107,8 @@ def ui(stack: LocalStackProcess, tmp_path_factory: pytest.TempPathFactory) -> It
     processor = airflow.start_dag_processor()
     setup = Ui(url, "", airflow, store, work, procs=[*agents, api, processor])
     try:
-        assert wait_for(lambda: healthy(url) and airflow.password() is not None, timeout=120), setup.logs()
-        setup.token = login(url, airflow.password() or "")
+        assert wait_for(lambda: api_ready(url) and airflow.password() is not None, timeout=120), setup.logs()
+        setup.token = airflow.api_token(url)
         src = work / "src"
         # alpha 1 reaches both hosts; then host-2's agent stops, and everything after passes it by
         setup.change("alpha 1", lambda: publish(store, "alpha", "1", write_returning(src, "alpha", "1"),
@@ -176,6 +160,7 @@ def test_the_overview_shows_the_live_release_its_projects_the_hosts_and_the_reje
     # The live release is the one release.json holds, from the manifest write that made it
     assert doc["sequence"] == live == ui.sequence()
     assert doc["release"]["manifest"]["etag"] and doc["release"]["signed_by"]
+    assert doc["signature"] == {"checked": True, "trusted": True, "problem": None}  # the agents' pinned key
     assert doc["release"]["manifest"]["written_by"] and doc["release"]["manifest"]["written_at"]
     # Every live project with its version, who published it, and its parse cost
     assert {n: p["version"] for n, p in doc["projects"].items()} == {"alpha": "1", "beta": "1"}

@@ -31,7 +31,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 def source_from_env() -> Source:
     settings = UiSettings.from_env()
     client = AwsSettings.resolve(settings.region, settings.endpoint_url).client("s3")
-    return Source(S3Store(client, settings.bucket), settings.ttl)
+    return Source(S3Store(client, settings.bucket), settings.ttl, verifier=settings.verifier())
 
 
 def _sequence(arg: str) -> int:

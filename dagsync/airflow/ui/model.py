@@ -74,6 +74,8 @@ def status_doc(live: Live) -> dict[str, Any]:
     return {
         "sequence": view.sequence,
         "release": release_summary(live.root) if live.root else None,
+        "signature": {"checked": live.checked, "trusted": None if not live.checked else live.untrusted is None,
+                      "problem": live.untrusted},
         "projects": {name: _project(entry, live.published.get(name)) for name, entry in sorted(projects.items())},
         "pending": {r.project: r.manifest for r in view.rows() if r.pending},
         "rejection": None if rejection is None else {

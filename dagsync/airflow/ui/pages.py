@@ -78,7 +78,7 @@ def project_link(base: str, project: str) -> str:
     return f'<a href="{base}/projects/{esc(project)}">{esc(project)}</a>'
 
 
-def release_facts(base: str, r: Mapping[str, Any]) -> str:
+def release_facts(base: str, r: Mapping[str, Any], signature: str = "") -> str:
     m = r["manifest"]
     return ("<dl>"
             f"<dt>Release</dt><dd>{release_link(base, r['sequence'])}, {esc(r['project_count'])} projects, "
@@ -86,7 +86,7 @@ def release_facts(base: str, r: Mapping[str, Any]) -> str:
             f"<dt>Released at</dt><dd>{when(r['published_at'])}</dd>"
             f"<dt>From the manifest write</dt><dd><code>{esc(m['etag'])}</code> at {when(m['written_at'])}</dd>"
             f"<dt>Written by</dt><dd>{esc(m['written_by'])}</dd>"
-            f"<dt>Signed by key</dt><dd><code>{esc(r['signed_by'])}</code></dd>"
+            f"<dt>Signed by key</dt><dd><code>{esc(r['signed_by'])}</code> {signature}</dd>"
             "</dl>")
 
 
@@ -112,8 +112,14 @@ def overview(doc: Mapping[str, Any], base: str) -> str:
                      f'at {when(rej["at"])}: <span class="reason">{esc(rej["reason"])}</span>'
                      f"{f'<ul>{errors}</ul>' if errors else ''}<div class=\"muted\">Hosts keep the live release "
                      f"below until a manifest passes.</div></div>")
+    if doc["signature"]["problem"]:
+        parts.append(f'<div class="panel rejected"><strong class="bad">Hosts refuse release.json</strong>: '
+                     f'{esc(doc["signature"]["problem"])}<div class="muted">They keep the release they have; the '
+                     "validator's next run writes a signed one.</div></div>")
     if doc["release"]:
-        parts.append(f'<div class="panel">{release_facts(base, doc["release"])}</div>')
+        checked = {True: '<span class="badge ok">signature verified</span>', None: '<span class="muted">signature '
+                   "not checked here (DAGSYNC_TRUSTED_KEYS is not set)</span>"}.get(doc["signature"]["trusted"], "")
+        parts.append(f'<div class="panel">{release_facts(base, doc["release"], checked)}</div>')
     else:
         parts.append('<div class="panel">No release yet: nothing has been published and accepted.</div>')
     if doc["pending"]:
@@ -149,8 +155,15 @@ def release(doc: Mapping[str, Any], base: str) -> str:
     body = (f"<h1>Release #{esc(doc['sequence'])}</h1><p>{nav}</p><div class=\"panel\">{release_facts(base, doc)}</div>"
             f"<h2>What changed {against}</h2>"
             + table(["Project", "Change", "From", "To", "Parse cost", "DAG ids"], rows, "Nothing changed.")
-            + f"<p class=\"muted\">{len(doc['unchanged'])} projects unchanged.</p>")
+            + f"<p class=\"muted\">{unchanged(doc['unchanged'])}</p>")
     return layout(base, f"release {doc['sequence']}", doc["read_at"], body)
+
+
+def unchanged(names: list[str], shown: int = 20) -> str:
+    if not names:
+        return "No other project."
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"Unchanged: {esc(', '.join(names[:shown]))}{more}."
 
 
 def project(doc: Mapping[str, Any], base: str) -> str:

@@ -1,5 +1,6 @@
 """Where the pages read from: the bucket, endpoint and region the agent and DagsyncBundle use (DAGSYNC_BUCKET,
-DAGSYNC_ENDPOINT_URL, AWS_REGION), from the API server's environment. Nothing a request carries decides it."""
+DAGSYNC_ENDPOINT_URL, AWS_REGION), and the keys the live release's signature is checked with (DAGSYNC_TRUSTED_KEYS),
+from the API server's environment. Nothing a request carries decides any of it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dagsync.core import constants
+from dagsync.core.releases import Verifier
+from dagsync.core.signatures import TrustError, verifier_from
 
 # How long one read of the bucket serves every page (seconds): a busy UI does not multiply S3 requests, and a
 # publish shows within this plus the validator's own delay.
@@ -25,6 +28,17 @@ class UiSettings:
     endpoint_url: str | None
     region: str | None
     ttl: float = DEFAULT_TTL
+    trusted_keys: str | None = None  # PEM files, comma-separated, as the agent's DAGSYNC_TRUSTED_KEYS
+
+    def verifier(self) -> Verifier | None:
+        """What the pages check the live release's signature with: the agent's pinned keys; None (not checked)
+        when none are set."""
+        if not self.trusted_keys:
+            return None
+        try:
+            return verifier_from(self.trusted_keys)
+        except (TrustError, OSError) as exc:
+            raise NotConfigured(f"{constants.ENV_TRUSTED_KEYS}: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> UiSettings:
@@ -41,4 +55,5 @@ class UiSettings:
         if not 0 <= ttl <= 300:
             raise NotConfigured(f"{ENV_TTL}={raw_ttl!r}: use 0-300 seconds")
         return cls(bucket=bucket, endpoint_url=env.get(constants.ENV_ENDPOINT_URL) or None,
-                   region=env.get(constants.ENV_REGION) or None, ttl=ttl)
+                   region=env.get(constants.ENV_REGION) or None, ttl=ttl,
+                   trusted_keys=env.get(constants.ENV_TRUSTED_KEYS) or None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -32,6 +33,8 @@ class Live:
     root: ReleaseRoot | None
     published: dict[str, CatalogEntry]
     read_at: datetime
+    untrusted: str | None = None  # why the trusted keys refuse the live release (hosts do not apply it)
+    checked: bool = False  # whether its signature was checked at all (trusted keys set)
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,9 @@ class TtlCache:
 
 
 class Source:
-    def __init__(self, store: ObjectStore, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+    def __init__(self, store: ObjectStore, ttl: float, clock: Callable[[], float] = time.monotonic,
+                 verifier: releases.Verifier | None = None) -> None:
+        self.store, self.verifier = store, verifier
         self.cache = TtlCache(ttl, clock)
         self.shards = releases.ShardCache()
         self._roots: dict[int, ReleaseRoot] = {}
@@ -93,12 +97,22 @@ class Source:
         root = self._root(view.sequence) if view.release else None
         if root is not None:
             self.shards.keep(root.shards.values())  # shards of releases looked at before are fetched again if needed
-        published = {}
-        for name, entry in (view.release.projects if view.release else {}).items():
-            found = self._entry(name, entry.version)
-            if found is not None:
-                published[name] = found
-        return Live(view=view, root=root, published=published, read_at=utcnow())
+        live = {name: entry.version for name, entry in (view.release.projects if view.release else {}).items()}
+        self._read_catalogs(sorted({n for n, v in live.items() if (n, v) not in self._entries}))
+        published = {n: self._entries[(n, v)] for n, v in live.items() if (n, v) in self._entries}
+        return Live(view=view, root=root, published=published, read_at=utcnow(), untrusted=self._untrusted(root),
+                    checked=self.verifier is not None)
+
+    def _untrusted(self, root: ReleaseRoot | None) -> str | None:
+        """Why the trusted keys refuse `root` (what every host would say), None when they accept it or none are set.
+        The pages show a release as the bucket has it either way, and say when hosts will not apply it."""
+        if root is None or self.verifier is None:
+            return None
+        try:
+            self.verifier.verify(root.model_dump(mode="json"))
+        except releases.UntrustedRelease as exc:
+            return str(exc)
+        return None
 
     def _root(self, sequence: int) -> ReleaseRoot | None:
         """Release `sequence`'s root: from the history (immutable, so kept), else release.json if it is that one
@@ -125,15 +139,19 @@ class Source:
         return ReleaseRead(root=root, projects=self._projects(root),
                            before=None if previous is None else self._projects(previous))
 
-    def _entry(self, project: str, version: str) -> CatalogEntry | None:
-        key = (project, version)
-        if key not in self._entries:  # entries are append-only: a version's entry never changes once published
-            catalog = read_catalog(self.store, project)
-            if len(self._entries) >= MAX_KEPT:
-                self._entries.clear()
-            for entry in catalog.entries if catalog else []:
-                self._entries[(project, entry.version)] = entry
-        return self._entries.get(key)
+    def _read_catalogs(self, projects: list[str]) -> None:
+        """The catalogs of `projects`, whose live version's entry is not kept yet. Entries are append-only (a
+        version's entry never changes once published), so each is read once; a UI that opens on 10,000 live projects
+        reads their catalogs once, FETCH_WORKERS at a time."""
+        if not projects:
+            return
+        if len(self._entries) + len(projects) >= MAX_KEPT:
+            self._entries.clear()
+        with ThreadPoolExecutor(max_workers=min(releases.FETCH_WORKERS, len(projects))) as pool:
+            for project, catalog in zip(projects, pool.map(lambda p: read_catalog(self.store, p), projects),
+                                        strict=True):
+                for entry in catalog.entries if catalog else []:
+                    self._entries[(project, entry.version)] = entry
 
     def _read_project(self, project: str) -> ProjectRead | None:
         catalog = read_catalog(self.store, project)
