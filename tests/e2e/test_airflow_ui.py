@@ -253,7 +253,7 @@ def test_chromium_renders_the_overview_and_airflow_lists_dag_deploys(ui: Ui, tmp
         shots.append(browser.screenshot(tmp_path / "overview-dark.png"))
         browser.color_scheme("light")
         for name, path, expected in (("release", f"/dagsync/releases/{live}", f"Release #{live}"),
-                                     ("hosts", "/dagsync/hosts", "silent"),
+                                     ("hosts", "/dagsync/hosts", "host-2"),
                                      ("project", "/dagsync/projects/alpha", "rollback")):
             browser.open(ui.url + path)
             assert expected in browser.text(), (name, browser.text())
