@@ -181,6 +181,8 @@ def test_the_overview_shows_the_live_release_its_projects_the_hosts_and_the_reje
     for text in (f"#{live}", "host-1", "host-2", "alpha", "beta", "e2e", "The latest manifest was refused"):
         assert text in page, text
     assert CLASH.replace("'", "&#x27;") in page
+    # Its links stay under the mount point Airflow gave the app
+    assert f'href="/dagsync/releases/{live}"' in page and 'href="/dagsync/projects/beta"' in page
 
 
 def test_a_release_page_shows_what_changed_and_a_project_page_the_rollback(ui: Ui) -> None:

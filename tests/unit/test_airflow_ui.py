@@ -207,3 +207,25 @@ def test_a_release_json_the_hosts_refuse_is_shown_as_refused(store: FakeStore, p
     assert "signature not checked here" in pages.overview(doc, "/dagsync")
     with pytest.raises(NotConfigured, match="DAGSYNC_TRUSTED_KEYS"):
         UiSettings(bucket="b", endpoint_url=None, region=None, trusted_keys=str(tmp_path / "none.pem")).verifier()
+
+
+def test_an_unreachable_bucket_is_tried_once_per_ttl_not_once_per_waiting_request(
+        store: FakeStore, publish: Publish) -> None:
+    publish({"alpha": ("1", DAG)}, sequence=1)
+    clock = Clock()
+    source = Source(store, ttl=3.0, clock=clock)
+    assert source.live().view.sequence == 1
+    asked: list[str] = []
+    get = store.get
+    store.get = lambda key, **kw: (asked.append(key), get(key, **kw))[1]  # type: ignore[method-assign]
+    store.fail = ConnectionError("S3 is down")
+    clock.now = 4.0
+    # Every request within the TTL gets the one failure; the store was asked once
+    for _ in range(10):
+        with pytest.raises(ConnectionError, match="S3 is down"):
+            source.live()
+    assert asked == [keys.MANIFEST_KEY]
+    # After the TTL, with S3 back, the page reads again
+    store.fail = None
+    clock.now = 8.0
+    assert source.live().view.sequence == 1 and asked.count(keys.MANIFEST_KEY) == 2

@@ -30,7 +30,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def source_from_env() -> Source:
     settings = UiSettings.from_env()
-    client = AwsSettings.resolve(settings.region, settings.endpoint_url).client("s3")
+    # A short read timeout: a request waits for the one read in flight, and an unreachable bucket should say so soon.
+    client = AwsSettings.resolve(settings.region, settings.endpoint_url).client("s3", read_timeout=5)
     return Source(S3Store(client, settings.bucket), settings.ttl, verifier=settings.verifier())
 
 

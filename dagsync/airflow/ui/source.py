@@ -53,23 +53,30 @@ class ProjectRead:
 
 class TtlCache:
     """Values by key for `ttl` seconds. One load at a time: a request that finds its value loading waits for it, so
-    a burst of requests costs one read (and the immutable caches below are only touched under this lock)."""
+    a burst of requests costs one read (and the immutable caches below are only touched under this lock). A load
+    that failed is kept as long, so an unreachable bucket costs one attempt per TTL, not one per waiting request."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self.clock = ttl, clock
-        self._values: dict[object, tuple[float, object]] = {}
+        self._values: dict[object, tuple[float, object, Exception | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: object, load: Callable[[], T]) -> T:
         with self._lock:
             hit = self._values.get(key)
-            if hit is not None and self.clock() < hit[0]:
-                return hit[1]  # type: ignore[return-value]
-            value = load()
-            if len(self._values) >= MAX_KEPT:
-                self._values.clear()
-            self._values[key] = (self.clock() + self.ttl, value)
-            return value
+            if hit is None or self.clock() >= hit[0]:
+                value: object = None
+                error: Exception | None = None
+                try:
+                    value = load()
+                except Exception as exc:
+                    error = exc
+                if len(self._values) >= MAX_KEPT:
+                    self._values.clear()
+                hit = self._values[key] = (self.clock() + self.ttl, value, error)
+            if hit[2] is not None:
+                raise hit[2]
+            return hit[1]  # type: ignore[return-value]
 
 
 class Source:
