@@ -24,7 +24,7 @@ from .settings import NotConfigured, UiSettings
 from .source import Source
 
 log = logging.getLogger(__name__)
-SEQUENCE_RE = re.compile(r"^[1-9][0-9]{0,9}$")
+SEQUENCE_RE = re.compile(r"[1-9][0-9]{0,9}")
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -36,7 +36,7 @@ def source_from_env() -> Source:
 
 
 def _sequence(arg: str) -> int:
-    if not SEQUENCE_RE.match(arg):
+    if not SEQUENCE_RE.fullmatch(arg):
         raise LookupError(f"{arg!r} is not a release sequence (a number from 1)")
     return int(arg)
 
@@ -59,7 +59,7 @@ def release(source: Source, arg: str) -> dict[str, Any]:
 
 
 def project(source: Source, arg: str) -> dict[str, Any]:
-    if not PROJECT_RE.match(arg):
+    if not PROJECT_RE.fullmatch(arg):
         raise LookupError(f"{arg!r} is not a project name")
     read = source.project(arg)
     if read is None:
