@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from airflow.configuration import conf
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
 from airflow.exceptions import AirflowRescheduleException
 
@@ -24,10 +25,12 @@ from dagsync.agent.volume import Volume
 
 from .materialize import Unavailable, materialize
 from .settings import DEFAULT_LOCK_TIMEOUT, DEFAULT_REFRESH_INTERVAL, DEFAULT_RESCHEDULE_SECONDS, BundleSettings
+from .ui.plugin import PREFIX
 
 log = logging.getLogger(__name__)
 NO_RELEASE = "0"  # the version before the agent applied any release on this host
 LIVE = "live"  # <dag_bundle_storage_path>/<name>/live: the DAG processor's path
+RELEASE_PAGE = f"{PREFIX}/releases/{{version}}"  # the DAG deploys page of release {version}
 
 
 class ReleaseUnavailable(AirflowRescheduleException):  # type: ignore[misc]
@@ -96,6 +99,15 @@ class DagsyncBundle(BaseDagBundle):  # type: ignore[misc]
             return
         self.live_path.parent.mkdir(parents=True, exist_ok=True)
         views.replace_link(self.live_path, target)
+
+    def view_url_template(self) -> str | None:
+        """Each DAG version in Airflow's UI links to the page of the release that brought it (the DAG deploys pages,
+        dagsync.airflow.ui), under Airflow's `[api] base_url`; no link when that is not set (Airflow takes absolute
+        http(s) links only). A `view_url_template` kwarg wins."""
+        if self._view_url_template:
+            return str(self._view_url_template)
+        base = conf.get("api", "base_url", fallback=None)
+        return f"{base.rstrip('/')}{RELEASE_PAGE}" if base else None
 
     def get_current_version(self) -> BundleVersion:
         """The release the processor's path shows; on any error the last one known; "0" before there is any.

@@ -9,13 +9,16 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dagsync.airflow.ui.settings import ENV_TTL
 from dagsync.core import constants
 from dagsync.local.procs import Process
 
@@ -122,15 +125,38 @@ def bundle_settings(dags_dir: Path, home: Path, *, endpoint_url: str | None = No
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "unused-dags-folder"),
         **BUNDLE_SETTINGS,
     }
+    return {**out, **bucket_env(endpoint_url, bucket, trusted_keys)}
+
+
+def bucket_env(endpoint_url: str | None, bucket: str | None, trusted_keys: Path | None = None) -> dict[str, str]:
+    """The agent's settings for the bucket (the local stack's endpoint takes any credentials)."""
+    out = {}
     if endpoint_url:
-        out[constants.ENV_ENDPOINT_URL] = endpoint_url
-        out.setdefault("AWS_ACCESS_KEY_ID", "dagsync-local")
-        out.setdefault("AWS_SECRET_ACCESS_KEY", "dagsync-local")
+        out.update({constants.ENV_ENDPOINT_URL: endpoint_url, "AWS_ACCESS_KEY_ID": "dagsync-local",
+                    "AWS_SECRET_ACCESS_KEY": "dagsync-local"})
     if bucket:
         out[constants.ENV_BUCKET] = bucket
     if trusted_keys:
         out[constants.ENV_TRUSTED_KEYS] = str(trusted_keys)
     return out
+
+
+UI_USER = "admin"
+
+
+def ui_settings(port: int, *, endpoint_url: str | None = None, bucket: str | None = None) -> dict[str, str]:
+    """`airflow api-server` on 127.0.0.1:`port` with the simple auth manager (one admin, UI_USER, whose password it
+    generates into AIRFLOW_HOME) and the DAG deploys pages reading `bucket`; `[api] base_url` is what DagsyncBundle
+    links each DAG version's release page from."""
+    out = {
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+        # Shared by every process of this home (the API server checks the signature the DAG processor put on the
+        # bundle's view URL with it); base64 of "dagsync local stack, not secret.", for loopback use only.
+        "AIRFLOW__CORE__FERNET_KEY": "ZGFnc3luYyBsb2NhbCBzdGFjaywgbm90IHNlY3JldC4=",
+        ENV_TTL: "1",
+    }
+    return {**out, **bucket_env(endpoint_url, bucket)}
 
 
 @dataclass
@@ -164,6 +190,29 @@ class AirflowHome:
         popen = subprocess.Popen([self.airflow, "dag-processor"], env=self.env, stdout=log,
                                  stderr=subprocess.STDOUT, text=True)
         return Process(name=f"dag-processor {self.home.name}", popen=popen, log_path=self.home / log_name)
+
+    def start_api_server(self, port: int, log_name: str = "api-server.log") -> Process:
+        log = open(self.home / log_name, "a")  # noqa: SIM115 - owned by the child
+        popen = subprocess.Popen([self.airflow, "api-server", "--host", "127.0.0.1", "--port", str(port),
+                                  "--workers", "1"], env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        return Process(name=f"api-server {self.home.name}", popen=popen, log_path=self.home / log_name)
+
+    def api_token(self, url: str, user: str = UI_USER) -> str:
+        """A bearer token from the API server's `POST /auth/token`, as the admin it generated a password for."""
+        body = json.dumps({"username": user, "password": self.password(user) or ""}).encode()
+        request = urllib.request.Request(f"{url}/auth/token", data=body, method="POST",  # noqa: S310 - loopback
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own loopback server
+            return str(json.loads(answer.read())["access_token"])
+
+    def password(self, user: str = UI_USER) -> str | None:
+        """The password the simple auth manager generated for `user` (None until the API server has started)."""
+        try:
+            data = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        except (OSError, ValueError):
+            return None
+        found = data.get(user) if isinstance(data, dict) else None
+        return found if isinstance(found, str) else None
 
     @property
     def db(self) -> MetadataDB:
@@ -219,6 +268,21 @@ class MetadataDB:
     def bundle_refreshed(self, name: str) -> bool:
         rows = self.query("select last_refreshed from dag_bundle where name = ?", name)
         return bool(rows and rows[0][0])
+
+
+def api_ready(url: str) -> bool:
+    """The API server answers its health check (and so serves /dagsync)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as answer:  # noqa: S310 - loopback
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _str(value: object) -> str | None:

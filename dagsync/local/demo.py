@@ -3,7 +3,8 @@ folder (timing manifest write -> flip), promote a new version, roll back, retire
 hand (the host refuses it: not signed by the validator). A reader scans the folder the whole time and must never
 see a project missing or half-written. A real Airflow 3.3.2
 `airflow dag-processor` with DagsyncBundle (installed into .cache/ on first use) reads the same host, and each
-change is timed again until Airflow's metadata DB has it."""
+change is timed again until Airflow's metadata DB has it. Airflow's API server runs too, with the DAG deploys pages
+(dagsync.airflow.ui) at the URL it prints; at the end the page must show the bucket's release."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dagsync.agent import views
 from dagsync.agent.volume import Volume
@@ -24,7 +27,17 @@ from dagsync.core import keys
 from dagsync.core.aws import AwsSettings
 from dagsync.core.serde import canonical
 from dagsync.core.store import S3Store
-from dagsync.local.airflow import BUNDLE_NAME, AirflowHome, MetadataDB, bundle_settings, ensure_airflow
+from dagsync.local.airflow import (
+    BUNDLE_NAME,
+    UI_USER,
+    AirflowHome,
+    MetadataDB,
+    api_ready,
+    bundle_settings,
+    ensure_airflow,
+    free_port,
+    ui_settings,
+)
 from dagsync.local.procs import Process, running, start_agent, start_local_stack, wait_for
 from dagsync.local.watch import Watcher, tree_files
 from dagsync.publish.change import ManifestChange
@@ -57,6 +70,8 @@ class Demo:
         self.dag_ids: dict[str, list[str]] = {}
         self.forgery_refused = False
         self.bucket = ""
+        self.ui_url = ""
+        self.ui_ok = False
 
     def step(self, title: str) -> None:
         print(f"\n== {title}", flush=True)
@@ -100,20 +115,48 @@ class Demo:
             self.airflow_missed.append(f"{project} {version or 'retired'}")
             print(f"  Airflow did NOT show the change within {AIRFLOW_WAIT:.0f} s (see {self.airflow.home})")
 
-    def start_airflow(self, stack_endpoint: str, bucket: str, trusted_keys: str) -> Process:
+    def start_airflow(self, stack_endpoint: str, bucket: str, trusted_keys: str) -> list[Process]:
         home = self.work / "airflow"
+        port = free_port()
+        self.ui_url = f"http://127.0.0.1:{port}"
         self.airflow = AirflowHome(ensure_airflow(say=True), home,
-                                   bundle_settings(self.dags_dir, home, endpoint_url=stack_endpoint, bucket=bucket,
-                                                   trusted_keys=Path(trusted_keys)))
+                                   {**bundle_settings(self.dags_dir, home, endpoint_url=stack_endpoint, bucket=bucket,
+                                                      trusted_keys=Path(trusted_keys)),
+                                    **ui_settings(port, endpoint_url=stack_endpoint, bucket=bucket)})
         self.airflow.migrate()
         processor = self.airflow.start_dag_processor()
+        api = self.airflow.start_api_server(port)
         if not wait_for(lambda: self.airflow.db.bundle_refreshed(BUNDLE_NAME) or not processor.alive, timeout=120,
                         interval=0.1) or not processor.alive:
             processor.stop()
+            api.stop()
             raise SystemExit(f"demo failed: airflow dag-processor did not start (see {home}/dag-processor.log)")
         print(f"airflow dag-processor (Airflow 3.3.2, DagsyncBundle '{BUNDLE_NAME}', sqlite DB in {home}) reads "
               f"{HOST}'s folder", flush=True)
-        return processor
+        print(f"airflow api-server on {self.ui_url}: DAG deploys at {self.ui_url}/dagsync/ (Browse > DAG deploys; "
+              f"user {UI_USER}, password in {home}/simple_auth_manager_passwords.json.generated)", flush=True)
+        return [processor, api]
+
+    def show_ui(self, store: S3Store) -> None:
+        """The DAG deploys page, read as JSON with an API token, shows the release the bucket holds."""
+        self.step("DAG deploys in Airflow's UI")
+        blob = store.get(keys.RELEASE_KEY)
+        sequence = json.loads(blob.data)["sequence"] if blob else 0
+        if not wait_for(lambda: api_ready(self.ui_url), timeout=120, interval=0.2):
+            print(f"  airflow api-server did not answer (see {self.airflow.home}/api-server.log)")
+            return
+        request = urllib.request.Request(f"{self.ui_url}/dagsync/api/status",  # noqa: S310 - loopback
+                                         headers={"Authorization": f"Bearer {self.airflow.api_token(self.ui_url)}"})
+        doc: dict[str, Any] = {}
+
+        def shown() -> bool:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+                doc.update(json.loads(answer.read()))
+            return bool(doc["sequence"] == sequence)
+
+        self.ui_ok = wait_for(shown, timeout=30, interval=0.5)
+        print(f"  {self.ui_url}/dagsync/ shows release {doc.get('sequence')} (the bucket's: {sequence}), projects "
+              f"{', '.join(doc.get('projects', {}))}, hosts {', '.join(doc.get('hosts', {}))}", flush=True)
 
     def forged(self, store: S3Store) -> None:
         """release.json written by hand (the next sequence, no signature): the host refuses it and keeps its DAGs."""
@@ -153,11 +196,13 @@ class Demo:
             self.bucket = stack.bucket
             print(f"releases are signed by the stack's KMS key; {HOST} trusts only its public key, "
                   f"{stack.trusted_keys_file}")
-            processor = self.start_airflow(stack.endpoint_url, stack.bucket, stack.trusted_keys_file)
+            airflow = self.start_airflow(stack.endpoint_url, stack.bucket, stack.trusted_keys_file)
             try:
                 released = self.steps(store)
+                self.show_ui(store)
             finally:
-                processor.stop()
+                for proc in airflow:
+                    proc.stop()
         log.close()
         return self.report(released)
 
@@ -204,7 +249,9 @@ class Demo:
         print(f"  reader: {self.reader.scans} scans of the DAG folder, {len(self.reader.violations)} torn or missing")
         for v in self.reader.violations[:5]:
             print(f"    {v}")
-        ok = released and not self.reader.violations and not self.airflow_missed and self.forgery_refused
+        if not self.ui_ok:
+            print(f"  the DAG deploys page did not show the live release (see {self.airflow.home}/api-server.log)")
+        ok = released and not self.reader.violations and not self.airflow_missed and self.forgery_refused and self.ui_ok
         print("demo " + ("passed" if ok else "FAILED") + f" (logs in {self.work})")
         return 0 if ok else 1
 

@@ -9,6 +9,7 @@ from typing import Any
 from dagsync.core import keys
 from dagsync.core.documents import read_manifest, read_rejection, read_release
 from dagsync.core.models import HostStatus, Manifest, Rejection, Release
+from dagsync.core.releases import ShardCache
 from dagsync.core.serde import DocumentError, load_json
 from dagsync.core.store import ObjectStore
 
@@ -81,9 +82,10 @@ class DeploymentView:
         return not any(r.pending or r.hosts_differ for r in rows) and not self.lagging and not self.rejection
 
 
-def read_view(store: ObjectStore) -> DeploymentView:
+def read_view(store: ObjectStore, shards: ShardCache | None = None) -> DeploymentView:
+    """`shards`: a cache kept between reads (the Airflow UI's), so an unchanged shard is not fetched again."""
     manifest, manifest_etag = read_manifest(store)
-    release, _ = read_release(store)
+    release, _ = read_release(store, shards)
     rejection = read_rejection(store)
     statuses = host_statuses(store)
     return DeploymentView(
