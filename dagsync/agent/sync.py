@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dagsync.core import keys, releases, serde
+from dagsync.core import delta, keys, releases, serde
 from dagsync.core.documents import JSON
-from dagsync.core.models import HostStatus, Release, utcnow
+from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject, ReleaseRoot, utcnow
 from dagsync.core.store import NotModified, ObjectStore
 
 from . import AGENT_VERSION, holds, logs, views
@@ -73,7 +73,9 @@ class Syncer:
         self.state: AgentState = recover(volume).state
         self._saved = self.state.model_dump_json()
         self.release: Release | None = None
+        self.root: ReleaseRoot | None = None  # the root of `release`: what a change event's delta builds on
         self.etag: str | None = None
+        self.from_event = False  # `release` was built from a change event, not read from release.json
         self.full_cycles = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -86,10 +88,11 @@ class Syncer:
         """The volume holds live projects (from this process or, after a restart, from the last one)."""
         return bool(self.state.links)
 
-    def sync(self, *, full: bool, only: Collection[str] | None = None) -> SyncResult:
+    def sync(self, *, full: bool, only: Collection[str] | None = None,
+             events: Sequence[ChangeEvent] = ()) -> SyncResult:
         started = time.monotonic()
         try:
-            result = self._sync(full, only)
+            result = self._sync(full, only, events)
         except Exception as exc:  # S3 down, bad release.json, disk trouble: count it, keep the last state
             result = SyncResult("error", full, error=_describe(exc))
         self.metrics.sync_duration.observe(time.monotonic() - started)
@@ -104,9 +107,16 @@ class Syncer:
         self._report()
         return result
 
-    def fetch_release(self) -> tuple[Release, bool]:
-        """The current release and whether it changed since the last read (a 304 costs nothing; then only the
-        shards whose digest changed are fetched)."""
+    def fetch_release(self, events: Sequence[ChangeEvent] = ()) -> tuple[Release, bool]:
+        """The current release and whether it changed since the last read. From the change events when they lead,
+        one after the other, from the release held to the newest of them (no metadata read at all); otherwise a
+        conditional read of release.json (a 304 costs nothing; then only the shards whose digest changed are
+        fetched). A full reconcile that runs the deep check reads release.json unconditionally, so a wrong ETag
+        from an event cannot hide a newer release for longer than that."""
+        self.from_event = bool(events) and self._follow(events)
+        if self.from_event:
+            assert self.release is not None
+            return self.release, True
         try:
             stored = releases.read_root(self.store, self.verifier, if_none_match=self.etag if self.release else None)
             if stored is None:
@@ -120,9 +130,39 @@ class Syncer:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
         except serde.DocumentError as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
-        self.shards.keep(stored.root.shards.values())
-        self.release, self.etag = releases.assemble(stored.root, projects), stored.etag
-        return self.release, True
+        return self._hold(stored.root, projects, stored.etag), True
+
+    def _hold(self, root: ReleaseRoot, projects: dict[str, ReleasedProject], etag: str | None) -> Release:
+        self.shards.keep(root.shards.values())
+        self.release, self.root, self.etag = releases.assemble(root, projects), root, etag
+        return self.release
+
+    def _follow(self, events: Sequence[ChangeEvent]) -> bool:
+        """Apply the events' deltas in order onto the release held; True when that reached the newest event. An
+        event that is not the next release, or whose delta the signed root does not vouch for, stops it (False:
+        read release.json instead); the releases reached up to then are kept, as they are signed and newer."""
+        newest = max(e.sequence for e in events)
+        for event in sorted(events, key=lambda e: e.sequence):
+            if self.root is None or event.sequence <= self.root.sequence:
+                continue
+            try:
+                root = delta.next_root(event, self.root, self.verifier)
+                if root is None:
+                    self.metrics.deltas.labels("fallback").inc()
+                    return False
+                delta.rebuild(root, self.root, event, self.shards)
+                projects = releases.load_shards(self.store, root, self.shards)
+            except releases.UntrustedRelease as exc:
+                self.metrics.deltas.labels("refused").inc()
+                self._refused(exc.reason, str(exc), sequence=event.sequence)
+                return False
+            except serde.DocumentError as exc:
+                self.metrics.deltas.labels("refused").inc()
+                self._refused(delta.BAD_DELTA, str(exc), sequence=event.sequence)
+                return False
+            self.metrics.deltas.labels("applied").inc()
+            self._hold(root, projects, event.release_etag)
+        return self.root is not None and self.root.sequence >= newest
 
     def _check_newest(self, release: Release) -> None:
         """Newer than anything this host applied, but is it the newest? An older release put back at release.json
@@ -172,12 +212,15 @@ class Syncer:
         self.full_cycles += 1
         return check
 
-    def _sync(self, full: bool, only: Collection[str] | None) -> SyncResult:
+    def _sync(self, full: bool, only: Collection[str] | None, events: Sequence[ChangeEvent]) -> SyncResult:
         if full and self.volume.ensure_airflowignore():
             # Without the managed block Airflow's parser fails the whole folder: repair it even if S3 is down.
             logs.warning("drift: .airflowignore managed block missing or changed, restored")
             self.metrics.drift_repairs.labels("airflowignore").inc()
-        release, changed = self.fetch_release()
+        check = self._check(full)
+        if check == "digest":
+            self.etag = None  # the deep check re-reads release.json whole too
+        release, changed = self.fetch_release(events)
         if not full and not changed:
             return SyncResult("noop", full, sequence=release.sequence)
         if not self._same_chain(release):
@@ -186,9 +229,9 @@ class Syncer:
             self._refused("older_release", "ignored older release", sequence=release.sequence,
                           applied=self.state.highest_sequence)
             return SyncResult("noop", full, sequence=release.sequence)
-        if release.sequence > self.state.highest_sequence:
-            self._check_newest(release)
-        found = scan(self.volume, self.state, self._check(full))
+        if release.sequence > self.state.highest_sequence and not self.from_event:
+            self._check_newest(release)  # an event's release is the one right after the release held
+        found = scan(self.volume, self.state, check)
         self._observe_drift(found.damaged, found.broken_links, found.unowned)
         todo = plan(release, found.view, only)
         fresh = release.sequence > self.state.sequence
