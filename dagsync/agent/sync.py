@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,10 +22,12 @@ from .executor import ApplyResult, Executor
 from .fetch import describe
 from .metrics import Metrics
 from .planner import UnknownProject, plan, plan_retention, plan_view_retention
+from .reader import VolumeReader
 from .recovery import recover
 from .scan import Check, scan
 from .state import AgentState, save_state
 from .volume import Volume
+from .watch import Watch
 
 Outcome = Literal["success", "error", "noop"]
 
@@ -70,6 +72,11 @@ class Syncer:
         self.metrics = metrics
         self.stop = stop
         self.executor = Executor(store, volume, metrics, stop)
+        self.watch = Watch()  # what changed on the volume since the last look (inotify)
+        self.reader = VolumeReader(volume, self.watch)
+        # watch.seen right after the last scan that found nothing to do and watched everything: while it holds, a
+        # full reconcile has nothing to look at on disk (see _quiet)
+        self._quiet_mark: int | None = None
         self.state: AgentState = recover(volume).state
         self._saved = self.state.model_dump_json()
         self.release: Release | None = None
@@ -223,15 +230,14 @@ class Syncer:
         release, changed = self.fetch_release(events)
         if not full and not changed:
             return SyncResult("noop", full, sequence=release.sequence)
-        if not self._same_chain(release):
+        if full and check == "stat" and not changed and only is None and self._quiet():
+            return self._quiet_cycle(release)
+        self._quiet_mark = None
+        if not self._admissible(release):
             return SyncResult("noop", full, sequence=release.sequence)
-        if release.sequence < self.state.highest_sequence:  # within a chain, signed or not, never go back
-            self._refused("older_release", "ignored older release", sequence=release.sequence,
-                          applied=self.state.highest_sequence)
-            return SyncResult("noop", full, sequence=release.sequence)
-        if release.sequence > self.state.highest_sequence and not self.from_event:
-            self._check_newest(release)  # an event's release is the one right after the release held
-        found = scan(self.volume, self.state, check)
+        misses = self.watch.misses
+        found = scan(self.volume, self.state, check, self.reader)
+        seen = self.watch.seen if self.watch.misses == misses and self.watch.available else None
         self._observe_drift(found.damaged, found.broken_links, found.unowned)
         todo = plan(release, found.view, only)
         fresh = release.sequence > self.state.sequence
@@ -240,13 +246,13 @@ class Syncer:
         result = self.executor.apply(todo, self.state)
         if fresh and result.flipped:
             self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        self._settle_links()
+        self._settle_links(found.view.links if todo.empty else None)
         complete = not result.errors and not result.stopped
         if complete:
             self.state.sequence = max(self.state.sequence, release.sequence)
             self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
             self.state.release_etag = self.etag
-        removed = self._retention() if full and complete else 0
+        removed = self._retention(check == "digest") if full and complete else 0
         self._save()
         if complete and full:
             self.metrics.last_full_reconcile.set(time.time())
@@ -254,7 +260,38 @@ class Syncer:
             why = "; ".join(f"{p}: {e}" for p, e in sorted(result.errors.items()))
             return SyncResult("error", full, error=why, sequence=release.sequence, applied=result)
         busy = result.changed or removed or found.adopted or found.damaged or found.broken_links
+        if full and complete and todo.empty and not busy:
+            self._quiet_mark = seen
         return SyncResult("success" if busy else "noop", full, sequence=release.sequence, applied=result)
+
+    def _admissible(self, release: Release) -> bool:
+        """Not from an older chain, not older than what this host applied, not an older release put back."""
+        if not self._same_chain(release):
+            return False
+        if release.sequence < self.state.highest_sequence:  # within a chain, signed or not, never go back
+            self._refused("older_release", "ignored older release", sequence=release.sequence,
+                          applied=self.state.highest_sequence)
+            return False
+        if release.sequence > self.state.highest_sequence and not self.from_event:
+            self._check_newest(release)  # an event's release is the one right after the release held
+        return True
+
+    def _quiet_cycle(self, release: Release) -> SyncResult:
+        """A full reconcile of a quiet volume: only retention, which may have come due with time."""
+        removed = self._retention(False)
+        if removed:
+            self._save()
+        self.metrics.last_full_reconcile.set(time.time())
+        return SyncResult("success" if removed else "noop", True, sequence=release.sequence)
+
+    def _quiet(self) -> bool:
+        """Nothing on the volume changed since the last full scan found nothing to do, and that scan watched every
+        folder and tree it read (watch.py): no event since, on any of them. Then, with release.json unchanged too,
+        scanning and planning again would find nothing, so a stat cycle stops here; a deep cycle never does."""
+        if self._quiet_mark is None or not self.watch.available:
+            return False
+        self.watch.drain()
+        return self.watch.seen == self._quiet_mark
 
     def _observe_drift(self, damaged: list[tuple[str, str]], broken: list[str], unowned: list[str]) -> None:
         for project, tree in damaged:
@@ -269,22 +306,27 @@ class Syncer:
                 logs.warning("entries not owned by dagsync left alone", entries=unowned)
             self._unowned = list(unowned)
 
-    def _settle_links(self) -> None:
-        """Record the links as they are on disk; a tree that is no longer linked starts its retention clock."""
+    def _settle_links(self, scanned: Mapping[str, str] | None) -> None:
+        """Record the links as they are on disk (`scanned`: as the scan found them, when nothing was planned
+        since); a tree that is no longer linked starts its retention clock."""
         links: dict[str, str] = {}
-        for name in self.volume.entries():
-            tree = self.volume.linked_tree(name)
-            if tree is not None and self.state.record(name, tree) is not None:
+        found = scanned if scanned is not None else {n: self.volume.linked_tree(n) for n in self.volume.entries()}
+        for name, tree in found.items():
+            if tree and self.state.record(name, tree) is not None:
                 links[name] = tree
         self.state.links = links
         now = time.time()
         for project in self.state.trees:
             self.state.mark_live(project, links.get(project), now)
 
-    def _retention(self) -> int:
+    def _retention(self, deep: bool) -> int:
         """Old trees and views go, except what the current view names and what a running task holds
         (holds.py). Under the volume lock, taken without waiting: a bundle materializing a release holds it,
-        and retention can wait for the next full reconcile."""
+        and retention can wait for the next full reconcile. Protection only ever keeps more, so when nothing
+        would go even unprotected, the lock, the holds and the current view are not read at all. `deep`: read
+        every view to find those naming a tree that left the store (else only when this cycle removed trees)."""
+        if not deep and not self._doomed(()) and not self._old_views(views.current_sequence(self.volume), False):
+            return 0
         with holds.volume_lock(self.volume, timeout=0) as locked:
             if not locked:
                 logs.info("retention skipped this cycle: the volume is locked by an Airflow task")
@@ -295,30 +337,33 @@ class Syncer:
                 logs.warning("retention skipped this cycle", error=_describe(exc))
                 return 0
             current = views.current_view(self.volume)
-            protected |= set(current[1].items()) if current else set()
-            history = {
-                project: {tree: None if (project, tree) in protected else rec.retired_at
-                          for tree, rec in trees.items()}
-                for project, trees in self.state.trees.items()
-            }
-            doomed = plan_retention(
-                history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=time.time()
-            )
+            doomed = self._doomed(protected | (set(current[1].items()) if current else set()))
             removed = self.executor.remove_trees(doomed, self.state) if doomed else 0
-            self._prune_views(current[0] if current else None)
+            for sequence in self._old_views(current[0] if current else None, deep or removed > 0):
+                views.remove_view(self.volume, sequence)
+                logs.info("removed old release view", sequence=sequence)
         return removed
 
-    def _prune_views(self, current: int | None) -> None:
-        present = {(p, t) for p, trees in self.volume.list_trees().items() for t in trees}
-        known = {}
+    def _doomed(self, protected: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+        keep = self.settings.keep_versions  # a project with no more trees than that has none to remove
+        history = {
+            project: {tree: None if (project, tree) in protected else rec.retired_at for tree, rec in trees.items()}
+            for project, trees in self.state.trees.items() if len(trees) > keep
+        }
+        return plan_retention(history, keep=keep, grace=self.settings.retention_grace, now=time.time())
+
+    def _old_views(self, current: int | None, deep: bool) -> list[int]:
+        """Views to remove: beyond views.KEEP_VIEWS, oldest first, and (`deep`) those naming a tree that left the
+        store. A view is written only once every tree it names is in the store, so it can only break when a tree
+        leaves: only then (and on deep cycles) is every view read, a readlink per project per view."""
+        known: dict[int, dict[str, str]] = {}
         for sequence in views.list_views(self.volume):
             try:
-                known[sequence] = views.read_view(views.view_path(self.volume, sequence))
+                known[sequence] = views.read_view(views.view_path(self.volume, sequence)) if deep else {}
             except OSError:
                 continue
-        for sequence in plan_view_retention(known, present=present, current=current, keep=views.KEEP_VIEWS):
-            views.remove_view(self.volume, sequence)
-            logs.info("removed old release view", sequence=sequence)
+        present = {(p, t) for p, trees in self.volume.list_trees().items() for t in trees} if deep else set()
+        return plan_view_retention(known, present=present, current=current, keep=views.KEEP_VIEWS)
 
     def _gauges(self) -> None:
         self.metrics.applied_sequence.set(self.state.sequence)
@@ -335,13 +380,20 @@ class Syncer:
         """hosts/<host>.json after every change of applied state and on errors; best effort."""
         if not self.settings.write_status:
             return
-        key = (self.state.sequence, tuple(sorted(self.state.versions().items())), self.last_error)
+        live = self.state.versions()
+        released = self.release.projects if self.release else {}
+        differences: dict[str, str | None] = {p: v for p, v in live.items() if p not in released
+                                              or released[p].version != v}
+        differences.update({p: None for p in released if p not in live})
+        against = self.release.sequence if self.release else 0
+        key = (self.state.sequence, against, differences, self.last_error)
         if key == self._last_status:
             return
         status = HostStatus(
             host=self.settings.host,
             sequence=self.state.sequence,
-            projects=self.state.versions(),
+            against=against,
+            differences=differences,
             last_error=self.last_error,
             agent_version=AGENT_VERSION,
             updated_at=utcnow(),

@@ -138,7 +138,7 @@ def test_the_validators_change_event_is_applied_as_a_delta(aws: dict[str, Any], 
     # Then it applies the delta: no metadata read, the new project live
     assert wait_for(lambda: link(tmp_path / "dags", "finance") is not None, WAIT)
     assert agent.syncer.metrics.registry.get_sample_value("dagsync_agent_deltas_total", {"result": "applied"}) == 1
-    assert agent.syncer.state.sequence == 2
+    assert wait_for(lambda: agent.syncer.state.sequence == 2, WAIT)
 
 
 def test_sqs_unreachable_the_timer_still_syncs(aws: dict[str, Any], store: S3Store, tmp_path: Path,
