@@ -289,6 +289,44 @@ def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
             f"{foot['idle_cpu_percent']:.2f} % of one core ({foot['idle_cpu_seconds']:.2f} s) |", "")
 
 
+def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
+    """bench/agent_scale.py: the agent alone at each size (the issue's 1,000 and 10,000 projects)."""
+    def med(rows: list[dict[str, Any]]) -> float:
+        return sorted(a["seconds"] for a in rows)[len(rows) // 2]
+
+    doc.add("## The agent at 1,000 and 10,000 projects", "", f"`{command}`", "",
+            "`bench/agent_scale.py`: per size, its own moto server (requests and bytes counted at the server, the "
+            "agent's own only) and the daemon's Syncer in its own process (`bench/agent_probe.py`). *full scan*: a "
+            "full reconcile that reads the volume (as after a change or drift; median of "
+            f"{res['scan_repeats']}); *quiet*: the minute's full reconcile when the watch saw nothing change (median "
+            f"of {res['quiet_repeats']}); *delta*: one changed project applied from its change event; *event*: one "
+            "changed project through the conditional read of release.json. Memory: the real `dagsync-agent run` "
+            "daemon's cold sync and idle, sampled with psutil.", "",
+            "| projects | cold sync | full scan no-op | quiet no-op | one change: delta | one change: read "
+            "| RSS cold peak / idle |", "| --- | --- | --- | --- | --- | --- | --- |")
+    mb = 1 / 2**20
+    for r in res["sizes"]:
+        f = r["footprint"]
+        doc.add(f"| {r['projects']:,} | {r['cold']['seconds']:.1f} s, {r['cold']['requests']:,} requests | "
+                f"{ms(med(r['scan']))} | {ms(med(r['quiet']))}, {r['quiet'][-1]['requests']} request | "
+                f"{ms(r['delta']['seconds'])}, {r['delta']['requests']} requests, {size(r['delta']['bytes'])} | "
+                f"{ms(r['event']['seconds'])}, {r['event']['requests']} requests, {size(r['event']['bytes'])} | "
+                f"{f['cold_peak_rss_bytes'] * mb:.1f} / {f['idle_rss_bytes'] * mb:.1f} MiB |")
+    doc.add("", "Requests of one change (delta, then read), by operation: " + "; ".join(
+        f"{r['projects']:,}: {r['delta']['by_operation']} / {r['event']['by_operation']}" for r in res["sizes"]), "")
+    for r in res["sizes"]:
+        n, f = r["projects"], r["footprint"]
+        quiet, scan = med(r["quiet"]), med(r["scan"])
+        limit = 0.05 if n <= 1000 else 0.3
+        doc.target(f"full no-op reconcile, {n:,} projects", f"<= {limit * 1000:.0f} ms",
+                   f"{ms(quiet)} quiet (full scan: {ms(scan)})", quiet <= limit)
+        moved = r["delta"]["bytes"]
+        doc.target(f"one change at {n:,}: metadata a host moves", "<= 20 KB + the archive",
+                   f"{size(moved)} with the archive ({r['delta']['requests']} requests)", None)
+        peak = max(f["cold_peak_rss_bytes"], f["idle_rss_bytes"]) * mb
+        doc.target(f"agent RSS, {n:,} projects", "<= 80 MiB", f"{peak:.1f} MiB (cold sync and idle)", peak <= 80)
+
+
 AIRFLOW_KINDS = {"new": "new project: DAG registered", "changed": "changed project: new serialized DAG",
                  "rolled back": "rolled back (to a tree extracted earlier): serialized DAG", "retired":
                  "retired project: DAG stale"}
@@ -348,11 +386,18 @@ def write() -> Path:
         _propagation(doc, prop, fan, cmds)
     if val:
         _validator(doc, val, cmds.get("validator", val["command"]))
+    for n in run.get("sizes", {}).get("scale", []):
+        more = read_result(f"validator_{n}")
+        if more and (val is None or n != val["projects"]):
+            _validator(doc, more, cmds.get(f"validator_{n}", more["command"]))
     if ver:
         _verification(doc, ver, cmds.get("verify_release", "python -m bench.verify_release"))
     if sbs:
         _side_by_side(doc, sbs, cmds)
         _footprint(doc, sbs["footprint"])
+    agent_scale = read_result("agent_scale")
+    if agent_scale:
+        _agent_scale(doc, agent_scale, cmds.get("agent_scale", "python -m bench.agent_scale"))
     parse_gate = read_result("parse_gate")
     if parse_gate:
         _parse_gate(doc, parse_gate, cmds)

@@ -25,7 +25,8 @@ class VolumeReader:
         self.store = os.fspath(volume.store)
         self.views = os.fspath(views.views_dir(volume))
 
-    def _read(self, folder: str, one: Callable[[str], V | None], whole: bool) -> dict[str, V]:
+    def _read(self, folder: str, one: Callable[[str], V | None], whole: bool) -> tuple[dict[str, V], bool]:
+        """The folder's entries (name -> what `one` says of it; None: left out), and whether any was read again."""
         names = self.watch.take(folder)  # before reading: a change made while reading shows next time
         cached: dict[str, V] | None = self._folders.get(folder)  # type: ignore[assignment]
         if names is None or whole or cached is None:
@@ -42,22 +43,25 @@ class VolumeReader:
             else:
                 cached[name] = value
         self._folders[folder] = cached  # type: ignore[assignment]
-        return cached
+        return cached, bool(names)
 
     def trees(self, whole: bool = False) -> dict[str, list[str]]:
         """project -> the trees in its store folder, as Volume.list_trees."""
         def folder(parent: str) -> Callable[[str], bool | None]:
             return lambda name: True if not name.startswith(".") and os.path.isdir(os.path.join(parent, name)) else None
 
-        projects = self._read(self.store, folder(self.store), whole)
+        projects, moved = self._read(self.store, folder(self.store), whole)
         out = {}
         for project in sorted(projects):
-            path = os.path.join(self.store, project)
-            out[project] = sorted(self._read(path, folder(path), whole))
-        keep = {os.path.join(self.store, p) for p in out}
-        for path in [p for p in self._folders if p.startswith(self.store + "/") and p not in keep]:
-            del self._folders[path]
-        self.watch.keep(keep | {os.path.join(self.store, p, t) for p, ts in out.items() for t in ts}, self.store)
+            path = f"{self.store}/{project}"
+            trees, changed = self._read(path, folder(path), whole)
+            out[project] = list(trees)
+            moved = moved or changed
+        if moved:  # a project or a tree left the store (or came): stop watching what is gone
+            keep = {f"{self.store}/{p}" for p in out}
+            for path in [p for p in self._folders if p.startswith(self.store + "/") and p not in keep]:
+                del self._folders[path]
+            self.watch.keep(keep | {f"{self.store}/{p}/{t}" for p, ts in out.items() for t in ts}, self.store)
         return out
 
     def links(self, whole: bool = False) -> dict[str, Link]:
@@ -74,7 +78,7 @@ class VolumeReader:
             path = os.path.join(root, name)
             return (None, True) if os.path.islink(path) else (None, False) if os.path.lexists(path) else None
 
-        return self._read(root, one, whole)
+        return self._read(root, one, whole)[0]
 
     def current_view(self, whole: bool = False) -> tuple[int, dict[str, str]] | None:
         """As views.current_view. The agent's own folder is watched too, for `current` (read every time)."""
@@ -94,7 +98,7 @@ class VolumeReader:
             except OSError:
                 return None
 
-        found = self._read(folder, one, whole)
+        found = self._read(folder, one, whole)[0]
         for path in [p for p in self._folders if p.startswith(self.views + "/") and p != folder]:
             del self._folders[path]
         self.watch.keep([folder], self.views)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from .planner import LocalView
 from .reader import VolumeReader
-from .state import AgentState, TreeRecord
+from .state import AgentState, TreeRecord, listing_digest
 from .volume import Volume, tree_digest, tree_listing
 from .watch import Watch
 
@@ -34,7 +34,8 @@ class ScanResult:
 def record_tree(volume: Volume, project: str, tree: str, *, sha256: str = "") -> TreeRecord:
     path = volume.tree_path(project, tree)
     return TreeRecord(
-        version=tree.rsplit("-", 1)[0], sha256=sha256, listing=tree_listing(path), digest=tree_digest(path)
+        version=tree.rsplit("-", 1)[0], sha256=sha256, listing=listing_digest(tree_listing(path)),
+        digest=tree_digest(path)
     )
 
 
@@ -55,7 +56,7 @@ def _check_tree(key: str, rec: TreeRecord, check: Check, watch: Watch) -> bool:
         check = "digest"  # an event in it: the stat check could miss an edit that kept size and mtime
     watch.watch_tree(key)  # before the check: a change made during it is seen next cycle
     path = Path(key)
-    good = tree_listing(path) == [tuple(e) for e in rec.listing] if check == "stat" else tree_digest(path) == rec.digest
+    good = listing_digest(tree_listing(path)) == rec.listing if check == "stat" else tree_digest(path) == rec.digest
     if not good:
         watch.forget(key)
     return good

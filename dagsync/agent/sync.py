@@ -380,15 +380,16 @@ class Syncer:
         """hosts/<host>.json after every change of applied state and on errors; best effort."""
         if not self.settings.write_status:
             return
+        against = self.release.sequence if self.release else 0
+        key = (self.state.sequence, against, self.state.links, self.last_error)  # the links say every version
+        if key == self._last_status:
+            return
         live = self.state.versions()
         released = self.release.projects if self.release else {}
         differences: dict[str, str | None] = {p: v for p, v in live.items() if p not in released
                                               or released[p].version != v}
         differences.update({p: None for p in released if p not in live})
-        against = self.release.sequence if self.release else 0
-        key = (self.state.sequence, against, differences, self.last_error)
-        if key == self._last_status:
-            return
+        key = (self.state.sequence, against, dict(self.state.links), self.last_error)
         status = HostStatus(
             host=self.settings.host,
             sequence=self.state.sequence,
