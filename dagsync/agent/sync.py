@@ -16,14 +16,15 @@ from dagsync.core.documents import JSON
 from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject, ReleaseRoot, utcnow
 from dagsync.core.store import NotModified, ObjectStore
 
-from . import AGENT_VERSION, holds, logs, views
+from . import AGENT_VERSION, logs, views
 from .config import AgentConfig
 from .executor import ApplyResult, Executor
 from .fetch import describe
 from .metrics import Metrics
-from .planner import UnknownProject, plan, plan_retention, plan_view_retention
+from .planner import UnknownProject, plan
 from .reader import VolumeReader
 from .recovery import recover
+from .retention import Retention
 from .scan import Check, scan
 from .state import AgentState, save_state
 from .volume import Volume
@@ -72,6 +73,7 @@ class Syncer:
         self.metrics = metrics
         self.stop = stop
         self.executor = Executor(store, volume, metrics, stop)
+        self.retention = Retention(volume, self.executor, settings.keep_versions, settings.retention_grace)
         self.watch = Watch()  # what changed on the volume since the last look (inotify)
         self.reader = VolumeReader(volume, self.watch)
         # watch.seen right after the last scan that found nothing to do and watched everything: while it holds, a
@@ -252,7 +254,7 @@ class Syncer:
             self.state.sequence = max(self.state.sequence, release.sequence)
             self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
             self.state.release_etag = self.etag
-        removed = self._retention(check == "digest") if full and complete else 0
+        removed = self.retention.run(self.state, deep=check == "digest") if full and complete else 0
         self._save()
         if complete and full:
             self.metrics.last_full_reconcile.set(time.time())
@@ -278,7 +280,7 @@ class Syncer:
 
     def _quiet_cycle(self, release: Release) -> SyncResult:
         """A full reconcile of a quiet volume: only retention, which may have come due with time."""
-        removed = self._retention(False)
+        removed = self.retention.run(self.state, deep=False)
         if removed:
             self._save()
         self.metrics.last_full_reconcile.set(time.time())
@@ -318,52 +320,6 @@ class Syncer:
         now = time.time()
         for project in self.state.trees:
             self.state.mark_live(project, links.get(project), now)
-
-    def _retention(self, deep: bool) -> int:
-        """Old trees and views go, except what the current view names and what a running task holds
-        (holds.py). Under the volume lock, taken without waiting: a bundle materializing a release holds it,
-        and retention can wait for the next full reconcile. Protection only ever keeps more, so when nothing
-        would go even unprotected, the lock, the holds and the current view are not read at all. `deep`: read
-        every view to find those naming a tree that left the store (else only when this cycle removed trees)."""
-        if not deep and not self._doomed(()) and not self._old_views(views.current_sequence(self.volume), False):
-            return 0
-        with holds.volume_lock(self.volume, timeout=0) as locked:
-            if not locked:
-                logs.info("retention skipped this cycle: the volume is locked by an Airflow task")
-                return 0
-            try:
-                protected = holds.held_trees(self.volume)
-            except (OSError, holds.HoldUnreadable) as exc:
-                logs.warning("retention skipped this cycle", error=_describe(exc))
-                return 0
-            current = views.current_view(self.volume)
-            doomed = self._doomed(protected | (set(current[1].items()) if current else set()))
-            removed = self.executor.remove_trees(doomed, self.state) if doomed else 0
-            for sequence in self._old_views(current[0] if current else None, deep or removed > 0):
-                views.remove_view(self.volume, sequence)
-                logs.info("removed old release view", sequence=sequence)
-        return removed
-
-    def _doomed(self, protected: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
-        keep = self.settings.keep_versions  # a project with no more trees than that has none to remove
-        history = {
-            project: {tree: None if (project, tree) in protected else rec.retired_at for tree, rec in trees.items()}
-            for project, trees in self.state.trees.items() if len(trees) > keep
-        }
-        return plan_retention(history, keep=keep, grace=self.settings.retention_grace, now=time.time())
-
-    def _old_views(self, current: int | None, deep: bool) -> list[int]:
-        """Views to remove: beyond views.KEEP_VIEWS, oldest first, and (`deep`) those naming a tree that left the
-        store. A view is written only once every tree it names is in the store, so it can only break when a tree
-        leaves: only then (and on deep cycles) is every view read, a readlink per project per view."""
-        known: dict[int, dict[str, str]] = {}
-        for sequence in views.list_views(self.volume):
-            try:
-                known[sequence] = views.read_view(views.view_path(self.volume, sequence)) if deep else {}
-            except OSError:
-                continue
-        present = {(p, t) for p, trees in self.volume.list_trees().items() for t in trees} if deep else set()
-        return plan_view_retention(known, present=present, current=current, keep=views.KEEP_VIEWS)
 
     def _gauges(self) -> None:
         self.metrics.applied_sequence.set(self.state.sequence)

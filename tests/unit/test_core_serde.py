@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagsync.core.models import Manifest
 from dagsync.core import serde
+from dagsync.core.models import Manifest
 from dagsync.core.serde import MAX_DOCUMENT_BYTES, DocumentError, dump_yaml, load_json, load_yaml
 
 BOMB = b"""
