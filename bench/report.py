@@ -320,9 +320,9 @@ def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
         limit = 0.05 if n <= 1000 else 0.3
         doc.target(f"full no-op reconcile, {n:,} projects", f"<= {limit * 1000:.0f} ms",
                    f"{ms(quiet)} quiet (full scan: {ms(scan)})", quiet <= limit)
-        moved = r["delta"]["bytes"]
         doc.target(f"one change at {n:,}: metadata a host moves", "<= 20 KB + the archive",
-                   f"{size(moved)} with the archive ({r['delta']['requests']} requests)", None)
+                   f"the {size(r['delta_event_bytes'])} event; S3: {r['delta']['requests']} requests, "
+                   f"{size(r['delta']['bytes'])} with the archive", None)
         peak = max(f["cold_peak_rss_bytes"], f["idle_rss_bytes"]) * mb
         doc.target(f"agent RSS, {n:,} projects", "<= 80 MiB", f"{peak:.1f} MiB (cold sync and idle)", peak <= 80)
 

@@ -17,6 +17,7 @@ import ctypes.util
 import errno
 import os
 import struct
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -51,6 +52,9 @@ class Watch:
     def __init__(self) -> None:
         self._libc = _libc()
         self._fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC) if self._libc is not None else -1
+        # inotify instances are few (fs.inotify.max_user_instances, 128 by default): give this one back with the
+        # object, not only on close() (tests and tools make many Syncers in one process)
+        self._closer = weakref.finalize(self, os.close, self._fd) if self._fd >= 0 else None
         self._paths: dict[str, _Watched] = {}
         self._wds: dict[int, str] = {}
         self.seen = 0  # events on watched paths (and overflows) so far: unchanged means nothing happened
@@ -171,8 +175,8 @@ class Watch:
 
     def close(self) -> None:
         """Stop watching: every path counts as unknown from now on."""
-        if self.available:
-            os.close(self._fd)
+        if self._closer is not None:
+            self._closer()
         self._fd = -1
         self._paths.clear()
         self._wds.clear()
