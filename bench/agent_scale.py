@@ -16,6 +16,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +34,49 @@ SCAN_REPEATS = 5
 IDLE_SECONDS = 10.0
 
 
-def one_size(projects: int, work: Path) -> dict[str, Any]:
+@dataclass
+class Stack:
+    """A counting moto server holding the dataset, the real validator (its change events kept) and a probe."""
+
+    server: CountingMotoServer
+    s3: Any
+    data: dataset.Dataset
+    gate: Validator
+    events: list[ChangeEvent]
+    work: Path
+
+    def probe(self) -> tools.Worker:
+        return tools.Worker([sys.executable, "-m", "bench.agent_probe", str(self.work / "dags"),
+                             self.server.endpoint_url, BUCKET],
+                            tool_env("dagsync", PYTHONPATH=str(ROOT)), self.work / "probe.log")
+
+    def change(self, project: str, version: str, name: str = "event") -> Path:
+        """A new version of `project`, released; returns where its change event was written."""
+        dataset.change_one(self.s3, BUCKET, self.data, project, version)
+        outcome = self.gate.run()
+        assert outcome.status == "accepted", outcome
+        path = self.work / f"{name}.json"
+        path.write_text(self.events[-1].model_dump_json())
+        return path
+
+
+def start(projects: int, work: Path) -> Stack:
     server = CountingMotoServer()
-    url = server.start()
-    s3 = client("s3", url, "loader")
+    s3 = client("s3", server.start(), "loader")
     s3.create_bucket(Bucket=BUCKET)
     data = dataset.load(s3, BUCKET, backend_put(BUCKET), projects)
     events: list[ChangeEvent] = []
     gate = Validator(S3Store(s3, BUCKET), on_release=events.append, record_history=False, signer=SIGNER,
                      verifier=TrustedKeys([SIGNER.public_key]))
-    worker = tools.Worker([sys.executable, "-m", "bench.agent_probe", str(work / "dags"), url, BUCKET],
-                          tool_env("dagsync", PYTHONPATH=str(ROOT)), work / "probe.log")
+    return Stack(server, s3, data, gate, events, work)
+
+
+def one_size(projects: int, work: Path) -> dict[str, Any]:
+    stack = start(projects, work)
+    server = stack.server
     # Memory first, on its own: the real `dagsync-agent run` daemon's cold sync and idle (side_by_side.footprint).
     out: dict[str, Any] = {"projects": projects, "footprint": footprint(server, work, projects, IDLE_SECONDS)}
+    worker = stack.probe()
 
     def ask(command: str) -> dict[str, Any]:
         before = server.snapshot()
@@ -60,11 +91,7 @@ def one_size(projects: int, work: Path) -> dict[str, Any]:
         out["scan"] = [ask("scan") for _ in range(SCAN_REPEATS)]
         out["quiet"] = [ask("full") for _ in range(QUIET_REPEATS)]
         for kind, version in (("delta", "1.1.0"), ("event", "1.2.0")):
-            dataset.change_one(s3, BUCKET, data, dataset.project_name(1), version)
-            outcome = gate.run()
-            assert outcome.status == "accepted", outcome
-            path = work / f"event-{kind}.json"
-            path.write_text(events[-1].model_dump_json())
+            path = stack.change(dataset.project_name(1), version, f"event-{kind}")
             out[kind] = ask(f"delta {path}" if kind == "delta" else "event")
             assert out[kind]["fetched"] == 1, out[kind]
             out[f"{kind}_event_bytes"] = len(path.read_bytes())

@@ -327,6 +327,19 @@ def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
         doc.target(f"agent RSS, {n:,} projects", "<= 80 MiB", f"{peak:.1f} MiB (cold sync and idle)", peak <= 80)
 
 
+def _soak(doc: Doc, res: dict[str, Any], command: str) -> None:
+    mb = 1 / 2**20
+    extrapolated = res["extrapolated_10000_changes_bytes"] * mb
+    doc.add("## Soak: memory over many changes", "", f"`{command}`", "",
+            f"{res['changes']:,} changes over {res['projects']} projects, each applied from its change event, RSS "
+            f"after each (bench/soak.py): {res['rss_bytes'][0] * mb:.1f} -> {res['rss_bytes'][-1] * mb:.1f} MiB, "
+            f"growth {res['growth_bytes'] * mb:.2f} MiB (last tenth's median minus the second tenth's), "
+            f"{res['growth_per_change_bytes']:,.0f} B per change: {extrapolated:.1f} MiB over 10,000 changes, "
+            "extrapolated, not measured.", "")
+    doc.target(f"RSS growth over 10,000 changes (extrapolated from {res['changes']:,})", "<= 5 MiB",
+               f"{extrapolated:.1f} MiB", extrapolated <= 5)
+
+
 AIRFLOW_KINDS = {"new": "new project: DAG registered", "changed": "changed project: new serialized DAG",
                  "rolled back": "rolled back (to a tree extracted earlier): serialized DAG", "retired":
                  "retired project: DAG stale"}
@@ -398,6 +411,9 @@ def write() -> Path:
     agent_scale = read_result("agent_scale")
     if agent_scale:
         _agent_scale(doc, agent_scale, cmds.get("agent_scale", "python -m bench.agent_scale"))
+    soak = read_result("soak")
+    if soak:
+        _soak(doc, soak, cmds.get("soak", "python -m bench.soak"))
     parse_gate = read_result("parse_gate")
     if parse_gate:
         _parse_gate(doc, parse_gate, cmds)

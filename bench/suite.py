@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         commands[name] = found["command"].replace(py, "python")
         write_result(name, found)
     scenario("agent_scale", "bench.agent_scale", "--projects", *map(str, sizes.scale))
+    scenario("soak", "bench.soak", "--projects", "100", "--changes", "1000" if sizes.mode == "full" else "100")
     verification(scenario, sizes)
     scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
              str(sizes.repeats), "--idle-seconds", str(sizes.idle_seconds))
