@@ -9,7 +9,8 @@ JSON line on stdout:
     quit
 The Syncer is the daemon's (dagsync.agent.sync.Syncer with the daemon's settings, host status included); only
 the loop around it is replaced by stdin, so the figures are the cycle's cost and nothing else.
-With BENCH_PROFILE=PREFIX set, each command is profiled with pyinstrument into PREFIX-<n>-<command>.txt."""
+With BENCH_PROFILE=PREFIX set, each command is profiled with pyinstrument into PREFIX-<n>-<command>.txt;
+BENCH_RETENTION_GRACE sets --retention-grace (default the agent's)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ def main(argv: list[str]) -> int:
     dags_dir, endpoint, bucket = Path(argv[0]), argv[1], argv[2]
     who = argv[3] if len(argv) > 3 else "dagsync"
     store = S3Store(client("s3", endpoint, who), bucket)
-    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket), Metrics(), threading.Event(),
-                    TrustedKeys([SIGNER.public_key]))
+    grace = float(os.environ.get("BENCH_RETENTION_GRACE", Settings.retention_grace))
+    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket, retention_grace=grace),
+                    Metrics(), threading.Event(), TrustedKeys([SIGNER.public_key]))
     me = psutil.Process()
     profile = os.environ.get("BENCH_PROFILE")
     print(json.dumps({"ready": True}), flush=True)

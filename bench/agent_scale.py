@@ -45,10 +45,10 @@ class Stack:
     events: list[ChangeEvent]
     work: Path
 
-    def probe(self) -> tools.Worker:
+    def probe(self, **env: str) -> tools.Worker:
         return tools.Worker([sys.executable, "-m", "bench.agent_probe", str(self.work / "dags"),
                              self.server.endpoint_url, BUCKET],
-                            tool_env("dagsync", PYTHONPATH=str(ROOT)), self.work / "probe.log")
+                            tool_env("dagsync", PYTHONPATH=str(ROOT), **env), self.work / "probe.log")
 
     def change(self, project: str, version: str, name: str = "event") -> Path:
         """A new version of `project`, released; returns where its change event was written."""
