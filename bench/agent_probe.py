@@ -3,16 +3,20 @@
 `python -m bench.agent_probe DAGS_DIR ENDPOINT BUCKET` reads one command a line on stdin and answers one
 JSON line on stdout:
     event  what a change message triggers: sync(full=False), a conditional GET of release.json first
-    full   what the reconcile timer triggers: sync(full=True), which also scans the volume
+    delta PATH  the same with the change event stored at PATH (its delta applied when it leads on)
+    full   what the reconcile timer triggers: sync(full=True); stops after the GET when the volume is quiet
+    scan   a full reconcile that scans the volume whatever the watch says (as after a change or drift)
     quit
 The Syncer is the daemon's (dagsync.agent.sync.Syncer with the daemon's settings, host status included); only
 the loop around it is replaced by stdin, so the figures are the cycle's cost and nothing else.
-With BENCH_PROFILE=PREFIX set, each command is profiled with pyinstrument into PREFIX-<n>-<command>.txt."""
+With BENCH_PROFILE=PREFIX set, each command is profiled with pyinstrument into PREFIX-<n>-<command>.txt;
+BENCH_RETENTION_GRACE sets --retention-grace (default the agent's)."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -25,6 +29,7 @@ from bench.common import SIGNER, client
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import Settings, Syncer
 from dagsync.agent.volume import Volume
+from dagsync.core.models import ChangeEvent
 from dagsync.core.signatures import TrustedKeys
 from dagsync.core.store import S3Store
 
@@ -41,18 +46,22 @@ def main(argv: list[str]) -> int:
     dags_dir, endpoint, bucket = Path(argv[0]), argv[1], argv[2]
     who = argv[3] if len(argv) > 3 else "dagsync"
     store = S3Store(client("s3", endpoint, who), bucket)
-    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket), Metrics(), threading.Event(),
-                    TrustedKeys([SIGNER.public_key]))
+    grace = float(os.environ.get("BENCH_RETENTION_GRACE", Settings.retention_grace))
+    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket, retention_grace=grace),
+                    Metrics(), threading.Event(), TrustedKeys([SIGNER.public_key]))
     me = psutil.Process()
     profile = os.environ.get("BENCH_PROFILE")
     print(json.dumps({"ready": True}), flush=True)
     for n, line in enumerate(sys.stdin):
-        command = line.strip()
+        command, _, arg = line.strip().partition(" ")
         if command == "quit":
             break
+        if command == "scan":
+            syncer._quiet_mark = None
+        events = [ChangeEvent.model_validate_json(Path(arg).read_text())] if command == "delta" else []
         profiler = _profiler() if profile else None
         cpu0, start = me.cpu_times(), time.perf_counter()
-        result = syncer.sync(full=command == "full")
+        result = syncer.sync(full=command in ("full", "scan"), events=events)
         elapsed = time.perf_counter() - start
         cpu1 = me.cpu_times()
         if profiler is not None:
@@ -64,6 +73,7 @@ def main(argv: list[str]) -> int:
             "fetched": len(applied.fetched) if applied else 0, "flipped": len(applied.flipped) if applied else 0,
             "cpu_seconds": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
             "rss_bytes": me.memory_info().rss,
+            "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         }), flush=True)
     return 0
 

@@ -22,6 +22,7 @@ from bench.common import ROOT, machine, write_result
 class Sizes:
     mode: str
     projects: int
+    scale: tuple[int, ...]  # the agent alone (bench/agent_scale.py) and the validator, at each of these
     repeats: int
     changes: int
     agents: int
@@ -29,8 +30,9 @@ class Sizes:
     idle_seconds: float
 
 
-FULL = Sizes("full", projects=1000, repeats=3, changes=200, agents=20, fanout_changes=50, idle_seconds=20)
-QUICK = Sizes("quick", projects=100, repeats=2, changes=50, agents=5, fanout_changes=20, idle_seconds=5)
+FULL = Sizes("full", projects=1000, scale=(1000, 10000), repeats=3, changes=200, agents=20, fanout_changes=50,
+             idle_seconds=20)
+QUICK = Sizes("quick", projects=100, scale=(100,), repeats=2, changes=50, agents=5, fanout_changes=20, idle_seconds=5)
 
 _VALIDATOR_ROW = re.compile(
     r"^(?P<label>.+?)\s{2,}(?P<status>accepted|noop|rejected)\s+changed=(?P<changed>\d+)\s+requests=(?P<requests>\d+)"
@@ -49,9 +51,9 @@ def step(name: str, cmd: list[str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
-def validator(sizes: Sizes) -> tuple[float, dict[str, Any]]:
+def validator(projects: int) -> tuple[float, dict[str, Any]]:
     """bench/validator_scale.py (written alongside this suite) is called, not duplicated; its lines are parsed."""
-    cmd = [sys.executable, "bench/validator_scale.py", "--projects", str(sizes.projects)]
+    cmd = [sys.executable, "bench/validator_scale.py", "--projects", str(projects)]
     elapsed, out = step("validator", cmd)
     rows = []
     for line in out.splitlines():
@@ -59,7 +61,7 @@ def validator(sizes: Sizes) -> tuple[float, dict[str, Any]]:
         if m:
             rows.append({"label": m["label"].strip(), "status": m["status"], "changed": int(m["changed"]),
                          "requests": int(m["requests"]), "operations": m["ops"], "ms": float(m["ms"])})
-    return elapsed, {"projects": sizes.projects, "command": " ".join(cmd), "rows": rows, "stdout": out}
+    return elapsed, {"projects": projects, "command": " ".join(cmd), "rows": rows, "stdout": out}
 
 
 def verification(scenario: Any, sizes: Sizes) -> None:
@@ -92,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
 
     scenario("propagation", "bench.propagation", "--agents", "1", "--changes", str(sizes.changes))
     scenario("fanout", "bench.propagation", "--agents", str(sizes.agents), "--changes", str(sizes.fanout_changes))
-    durations["validator"], found = validator(sizes)
-    commands["validator"] = found["command"].replace(py, "python")
-    write_result("validator", found)
+    for n in sizes.scale if sizes.projects in sizes.scale else (sizes.projects, *sizes.scale):
+        name = "validator" if n == sizes.projects else f"validator_{n}"
+        durations[name], found = validator(n)
+        commands[name] = found["command"].replace(py, "python")
+        write_result(name, found)
+    scenario("agent_scale", "bench.agent_scale", "--projects", *map(str, sizes.scale))
+    scenario("soak", "bench.soak", "--projects", "100", "--changes", "1000" if sizes.mode == "full" else "100")
     verification(scenario, sizes)
     scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
              str(sizes.repeats), "--idle-seconds", str(sizes.idle_seconds))

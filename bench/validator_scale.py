@@ -29,6 +29,7 @@ from dagsync.core.kms import KmsSigner, create_signing_key
 from dagsync.core.signatures import TrustedKeys
 from dagsync.core.store import S3Store
 from dagsync.gate.validator import Validator
+from dagsync.publish.publisher import promote
 
 BUCKET = "dagsync-bench"
 
@@ -97,6 +98,15 @@ def main() -> int:
                 live[name] = "2"
             put_manifest(client, BUCKET, live)
             measure(f"{label} of {args.projects} changed", validator, counter, sizes, store)
+        # The publisher's side of one change: promote = read the catalog, then manifest.yaml read-modify-write.
+        add_version(store, names[9], "2")
+        counter.take()
+        start = time.perf_counter()
+        change = promote(store, names[9], "2")
+        elapsed, ops = time.perf_counter() - start, counter.take()
+        print(f"{'publisher: promote one of ' + str(args.projects):<34} {'accepted' if change.changed else 'noop':<9} "
+              f"changed=1     requests={sum(ops.values()):<5} ({', '.join(f'{k} {v}' for k, v in sorted(ops.items()))})"
+              f"  {elapsed * 1000:8.1f} ms")
         release, _ = read_release(store)
         assert release is not None
         print(f"release.json: {sizes[-1]} bytes for {len(release.projects)} projects (sequence {release.sequence})")

@@ -20,7 +20,7 @@ from . import logs, views
 from .fetch import describe, fetch_tree
 from .metrics import Metrics
 from .planner import Fetch, Link, Plan
-from .state import AgentState, TreeRecord
+from .state import AgentState, TreeRecord, listing_digest
 from .volume import Volume, VolumeError, tree_listing
 
 FETCH_WORKERS = 4
@@ -98,7 +98,7 @@ class Executor:
                 continue  # its fetch failed; the error is reported there
             try:
                 self.volume.touch_tree(link.project, link.tree, when)
-                rec.listing = tree_listing(self.volume.tree_path(link.project, link.tree))
+                rec.listing = listing_digest(tree_listing(self.volume.tree_path(link.project, link.tree)))
             except OSError as exc:
                 logs.warning("could not refresh mtimes", project=link.project, tree=link.tree, error=describe(exc))
 

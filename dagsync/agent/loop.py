@@ -1,8 +1,9 @@
 """The daemon: an SQS poller thread marks the state dirty; the main loop syncs on a kick or on the timer.
 
-Messages are only a hint ("something changed"): a burst becomes one sync, and the full reconcile every
-`reconcile_interval` seconds runs with or without them, so a lost message or an unreachable queue costs
-at most one interval. Waiting is always `Event.wait(timeout)`; signals only set events."""
+Messages are a kick ("something changed") carrying a change event: a burst becomes one sync, which applies the
+events' deltas when they lead on from the release held (dagsync.core.delta) and reads release.json otherwise. The
+full reconcile every `reconcile_interval` seconds runs with or without them, so a lost message or an unreachable
+queue costs at most one interval. Waiting is always `Event.wait(timeout)`; signals only set events."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dagsync.core.store import S3Store
 from . import logs
 from .config import AgentConfig
 from .health import Health, HealthServer
+from .inbox import Inbox, parse_event
 from .metrics import Metrics
 from .sync import Settings, Syncer
 from .volume import Volume
@@ -51,10 +53,11 @@ class QueuePoller(threading.Thread):
     """Long-polls the host queue; every batch of messages is deleted and becomes one kick."""
 
     def __init__(self, client: Any, queue_url: str, wait: int, kick: threading.Event,
-                 stop: threading.Event, metrics: Metrics, backoff_max: float) -> None:
+                 stop: threading.Event, metrics: Metrics, backoff_max: float, inbox: Inbox | None = None) -> None:
         super().__init__(name="sqs-poller", daemon=True)
         self.client, self.queue_url, self.wait = client, queue_url, wait
         self.kick, self.stop, self.metrics, self.backoff_max = kick, stop, metrics, backoff_max
+        self.inbox = inbox
 
     def run(self) -> None:
         failures = 0
@@ -83,14 +86,18 @@ class QueuePoller(threading.Thread):
         )
         self.metrics.queue_messages.inc(len(messages))
         logs.debug("change messages received", count=len(messages))
+        for event in (parse_event(m.get("Body", "")) for m in messages):
+            if event is not None and self.inbox is not None:
+                self.inbox.offer(event)
         self.kick.set()
         return len(messages)
 
 
 class Agent:
     def __init__(self, cfg: AgentConfig, syncer: Syncer, health: Health,
-                 stop: threading.Event, kick: threading.Event) -> None:
+                 stop: threading.Event, kick: threading.Event, inbox: Inbox | None = None) -> None:
         self.cfg, self.syncer, self.health, self.stop, self.kick = cfg, syncer, health, stop, kick
+        self.inbox = inbox or Inbox()
         self.force = False
 
     def request_sync(self) -> None:
@@ -108,7 +115,7 @@ class Agent:
             full = self.force or time.monotonic() >= next_full
             self.force = False
             self.kick.clear()  # a message arriving during this sync kicks the next one
-            result = self.syncer.sync(full=full)
+            result = self.syncer.sync(full=full, events=self.inbox.take())
             self.health.beat()
             if result.outcome == "error":
                 self.health.degraded = result.error
@@ -145,7 +152,8 @@ def run_agent(cfg: AgentConfig, verifier: Verifier) -> int:
     metrics, stop, kick = Metrics(), threading.Event(), threading.Event()
     syncer = make_syncer(cfg, metrics, stop, write_status=True, verifier=verifier)
     health = Health(metrics, liveness_window=max(300.0, 3 * cfg.reconcile_interval + cfg.backoff_max))
-    agent = Agent(cfg, syncer, health, stop, kick)
+    inbox = Inbox()
+    agent = Agent(cfg, syncer, health, stop, kick, inbox)
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
     signal.signal(signal.SIGINT, lambda *_: agent.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: agent.request_sync())
@@ -153,7 +161,7 @@ def run_agent(cfg: AgentConfig, verifier: Verifier) -> int:
     if cfg.queue_url:
         aws = AwsSettings.resolve(cfg.region, cfg.endpoint_url)
         sqs = aws.client("sqs", read_timeout=cfg.poll_wait + 10)
-        QueuePoller(sqs, cfg.queue_url, cfg.poll_wait, kick, stop, metrics, cfg.backoff_max).start()
+        QueuePoller(sqs, cfg.queue_url, cfg.poll_wait, kick, stop, metrics, cfg.backoff_max, inbox).start()
     else:
         logs.warning("no queue configured: syncing on the timer only", interval=cfg.reconcile_interval)
     try:

@@ -70,6 +70,14 @@ class Metrics:
         )
         for reason in REFUSALS:
             self.releases_refused.labels(reason)
+        self.deltas = Counter(
+            "dagsync_agent_deltas",
+            "Change events by what became of their delta: applied (no metadata read), fallback (not the release "
+            "after the one held, or no entries: release.json is read instead) or refused (not vouched for by the "
+            "signed root).", ["result"], registry=r,
+        )
+        for result in ("applied", "fallback", "refused"):
+            self.deltas.labels(result)
         self.chain_changes = Counter(
             "dagsync_agent_chain_changes",
             "Release chains this host started over from, by reason (newer_chain, other_bucket).", ["reason"],

@@ -1,20 +1,23 @@
 """Look at the volume and say what is there: the planner's LocalView plus the drift found.
 
-Cheap checks (readlink, a stat walk compared with the recorded manifest) can run every cycle; the deep
-check (sha256 of every file) runs when asked. Damaged trees are left out of the view, so the planner
-fetches them again; entries dagsync does not own are reported and never touched."""
+Cheap checks (readlink, a stat walk compared with the recorded manifest) can run every cycle; the stat walk is
+skipped for a tree the watch saw no change in since its last check, and replaced by the deep one for a tree it
+saw an event in (watch.py). The deep check (sha256 of every file) runs when asked, on every tree. Damaged trees
+are left out of the view, so the planner fetches them again; entries dagsync does not own are reported and never
+touched."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from . import views
 from .planner import LocalView
-from .state import AgentState, TreeRecord
+from .reader import VolumeReader
+from .state import AgentState, TreeRecord, listing_digest
 from .volume import Volume, tree_digest, tree_listing
+from .watch import Watch
 
 Check = Literal["none", "stat", "digest"]
 
@@ -31,7 +34,8 @@ class ScanResult:
 def record_tree(volume: Volume, project: str, tree: str, *, sha256: str = "") -> TreeRecord:
     path = volume.tree_path(project, tree)
     return TreeRecord(
-        version=tree.rsplit("-", 1)[0], sha256=sha256, listing=tree_listing(path), digest=tree_digest(path)
+        version=tree.rsplit("-", 1)[0], sha256=sha256, listing=listing_digest(tree_listing(path)),
+        digest=tree_digest(path)
     )
 
 
@@ -44,25 +48,31 @@ def adopt_tree(volume: Volume, state: AgentState, project: str, tree: str) -> Tr
     return rec
 
 
-def _check_tree(volume: Volume, project: str, tree: str, rec: TreeRecord, check: Check) -> bool:
-    path = volume.tree_path(project, tree)
-    if check == "none":
+def _check_tree(key: str, rec: TreeRecord, check: Check, watch: Watch) -> bool:
+    """`key`: the tree's path (a string: this runs for every tree every cycle)."""
+    if check == "none" or (check == "stat" and not watch.changed(key)):
         return True
-    if check == "stat":
-        return tree_listing(path) == [tuple(e) for e in rec.listing]
-    return tree_digest(path) == rec.digest
+    if check == "stat" and watch.touched(key):
+        check = "digest"  # an event in it: the stat check could miss an edit that kept size and mtime
+    watch.watch_tree(key)  # before the check: a change made during it is seen next cycle
+    path = Path(key)
+    good = listing_digest(tree_listing(path)) == rec.listing if check == "stat" else tree_digest(path) == rec.digest
+    if not good:
+        watch.forget(key)
+    return good
 
 
-def _scan_trees(volume: Volume, state: AgentState, check: Check, result: ScanResult) -> dict[str, set[str]]:
+def _scan_trees(reader: VolumeReader, state: AgentState, check: Check, result: ScanResult) -> dict[str, set[str]]:
     healthy: dict[str, set[str]] = {}
-    on_disk = volume.list_trees()
+    volume, store = reader.volume, reader.store
+    on_disk = reader.trees(whole=check == "digest")
     for project, trees in on_disk.items():
         for tree in trees:
             rec = state.record(project, tree)
             if rec is None:
                 adopt_tree(volume, state, project, tree)
                 result.adopted.append((project, tree))
-            elif not _check_tree(volume, project, tree, rec, check):
+            elif not _check_tree(f"{store}/{project}/{tree}", rec, check, reader.watch):
                 result.damaged.append((project, tree))
                 continue
             healthy.setdefault(project, set()).add(tree)
@@ -82,27 +92,30 @@ def _mtime(volume: Volume, project: str, tree: str) -> float:
         return time.time()
 
 
-def scan(volume: Volume, state: AgentState, check: Check = "stat") -> ScanResult:
+def scan(volume: Volume, state: AgentState, check: Check = "stat", reader: VolumeReader | None = None) -> ScanResult:
+    """`reader`: the folders as last read, kept current by a watch (None: read everything)."""
+    reader = reader or VolumeReader(volume, Watch.unavailable())
+    reader.watch.drain()
     result = ScanResult(view=LocalView())
-    healthy = _scan_trees(volume, state, check, result)
+    healthy = _scan_trees(reader, state, check, result)
     links: dict[str, str] = {}
     blocked: list[str] = []
-    present = set(volume.entries())
+    present = reader.links(whole=check == "digest")
     for name in sorted(present):
-        tree = volume.linked_tree(name)
+        tree, symlink = present[name]
         if tree is not None:
             links[name] = tree
             if tree not in healthy.get(name, set()):
                 result.broken_links.append(name)
-        elif name in state.links and os.path.islink(volume.link_path(name)):
+        elif name in state.links and symlink:
             links[name] = ""  # ours, retargeted elsewhere: repair
             result.broken_links.append(name)
         else:
             result.unowned.append(name)
             blocked.append(name)
-    for name in sorted(set(state.links) - present):
+    for name in sorted(set(state.links) - set(present)):
         result.broken_links.append(name)  # our link was deleted: the planner links it again
-    view = views.current_view(volume)
+    view = reader.current_view(whole=check == "digest")
     result.view = LocalView(sequence=state.highest_sequence, links=links, trees=healthy, blocked=blocked,
                             view=view[0] if view else 0, view_trees=view[1] if view else {})
     return result

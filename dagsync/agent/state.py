@@ -6,11 +6,13 @@ A missing or corrupt file is rebuilt from disk (see recovery.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dagsync.core.archive import write_atomic
 from dagsync.core.models import Chain
@@ -23,15 +25,29 @@ class StateCorrupt(ValueError):
     """state.json exists but cannot be read."""
 
 
+def listing_digest(listing: Iterable[FileEntry]) -> str:
+    """sha256 over a tree's file listing: what the stat check compares, 64 bytes whatever the number of files."""
+    digest = hashlib.sha256()
+    for rel, size, mtime_ns in listing:
+        digest.update(f"{rel}\0{size}\0{mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 class TreeRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str
     sha256: str = ""  # archive checksum; "" for a tree adopted from disk during a rebuild
-    # The file listing recorded at install. ("manifest" in state files written before 0.2; still read.)
-    listing: list[FileEntry] = Field(default_factory=list, validation_alias=AliasChoices("listing", "manifest"))
+    # listing_digest of the file listing recorded at install. State files written before it kept the listing itself
+    # ("listing", or "manifest" before 0.2): read, and hashed on the way in.
+    listing: str = Field("", validation_alias=AliasChoices("listing", "manifest"))
     digest: str = ""  # sha256 over every file's path and content: the periodic deep check
     retired_at: float | None = None  # when it stopped being live; None while live (or never linked yet)
+
+    @field_validator("listing", mode="before")
+    @classmethod
+    def _hash_a_listing(cls, value: object) -> object:
+        return listing_digest(tuple(e) for e in value) if isinstance(value, list) else value
 
 
 class AgentState(BaseModel):
@@ -55,7 +71,8 @@ class AgentState(BaseModel):
         unless it is already running."""
         for tree, rec in self.trees.get(project, {}).items():
             if tree == live:
-                rec.retired_at = None
+                if rec.retired_at is not None:
+                    rec.retired_at = None
             elif rec.retired_at is None:
                 rec.retired_at = now
 

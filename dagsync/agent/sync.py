@@ -7,25 +7,28 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dagsync.core import keys, releases, serde
+from dagsync.core import delta, keys, releases, serde
 from dagsync.core.documents import JSON
-from dagsync.core.models import HostStatus, Release, utcnow
+from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject, ReleaseRoot, utcnow
 from dagsync.core.store import NotModified, ObjectStore
 
-from . import AGENT_VERSION, holds, logs, views
+from . import AGENT_VERSION, logs, views
 from .config import AgentConfig
 from .executor import ApplyResult, Executor
 from .fetch import describe
 from .metrics import Metrics
-from .planner import UnknownProject, plan, plan_retention, plan_view_retention
+from .planner import UnknownProject, plan
+from .reader import VolumeReader
 from .recovery import recover
+from .retention import Retention
 from .scan import Check, scan
 from .state import AgentState, save_state
 from .volume import Volume
+from .watch import Watch
 
 Outcome = Literal["success", "error", "noop"]
 
@@ -70,10 +73,18 @@ class Syncer:
         self.metrics = metrics
         self.stop = stop
         self.executor = Executor(store, volume, metrics, stop)
+        self.retention = Retention(volume, self.executor, settings.keep_versions, settings.retention_grace)
+        self.watch = Watch()  # what changed on the volume since the last look (inotify)
+        self.reader = VolumeReader(volume, self.watch)
+        # watch.seen right after the last scan that found nothing to do and watched everything: while it holds, a
+        # full reconcile has nothing to look at on disk (see _quiet)
+        self._quiet_mark: int | None = None
         self.state: AgentState = recover(volume).state
         self._saved = self.state.model_dump_json()
         self.release: Release | None = None
+        self.root: ReleaseRoot | None = None  # the root of `release`: what a change event's delta builds on
         self.etag: str | None = None
+        self.from_event = False  # `release` was built from a change event, not read from release.json
         self.full_cycles = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -86,10 +97,11 @@ class Syncer:
         """The volume holds live projects (from this process or, after a restart, from the last one)."""
         return bool(self.state.links)
 
-    def sync(self, *, full: bool, only: Collection[str] | None = None) -> SyncResult:
+    def sync(self, *, full: bool, only: Collection[str] | None = None,
+             events: Sequence[ChangeEvent] = ()) -> SyncResult:
         started = time.monotonic()
         try:
-            result = self._sync(full, only)
+            result = self._sync(full, only, events)
         except Exception as exc:  # S3 down, bad release.json, disk trouble: count it, keep the last state
             result = SyncResult("error", full, error=_describe(exc))
         self.metrics.sync_duration.observe(time.monotonic() - started)
@@ -104,9 +116,16 @@ class Syncer:
         self._report()
         return result
 
-    def fetch_release(self) -> tuple[Release, bool]:
-        """The current release and whether it changed since the last read (a 304 costs nothing; then only the
-        shards whose digest changed are fetched)."""
+    def fetch_release(self, events: Sequence[ChangeEvent] = ()) -> tuple[Release, bool]:
+        """The current release and whether it changed since the last read. From the change events when they lead,
+        one after the other, from the release held to the newest of them (no metadata read at all); otherwise a
+        conditional read of release.json (a 304 costs nothing; then only the shards whose digest changed are
+        fetched). A full reconcile that runs the deep check reads release.json unconditionally, so a wrong ETag
+        from an event cannot hide a newer release for longer than that."""
+        self.from_event = bool(events) and self._follow(events)
+        if self.from_event:
+            assert self.release is not None
+            return self.release, True
         try:
             stored = releases.read_root(self.store, self.verifier, if_none_match=self.etag if self.release else None)
             if stored is None:
@@ -120,9 +139,39 @@ class Syncer:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
         except serde.DocumentError as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
-        self.shards.keep(stored.root.shards.values())
-        self.release, self.etag = releases.assemble(stored.root, projects), stored.etag
-        return self.release, True
+        return self._hold(stored.root, projects, stored.etag), True
+
+    def _hold(self, root: ReleaseRoot, projects: dict[str, ReleasedProject], etag: str | None) -> Release:
+        self.shards.keep(root.shards.values())
+        self.release, self.root, self.etag = releases.assemble(root, projects), root, etag
+        return self.release
+
+    def _follow(self, events: Sequence[ChangeEvent]) -> bool:
+        """Apply the events' deltas in order onto the release held; True when that reached the newest event. An
+        event that is not the next release, or whose delta the signed root does not vouch for, stops it (False:
+        read release.json instead); the releases reached up to then are kept, as they are signed and newer."""
+        newest = max(e.sequence for e in events)
+        for event in sorted(events, key=lambda e: e.sequence):
+            if self.root is None or event.sequence <= self.root.sequence:
+                continue
+            try:
+                root = delta.next_root(event, self.root, self.verifier)
+                if root is None:
+                    self.metrics.deltas.labels("fallback").inc()
+                    return False
+                delta.rebuild(root, self.root, event, self.shards)
+                projects = releases.load_shards(self.store, root, self.shards)
+            except releases.UntrustedRelease as exc:
+                self.metrics.deltas.labels("refused").inc()
+                self._refused(exc.reason, str(exc), sequence=event.sequence)
+                return False
+            except serde.DocumentError as exc:
+                self.metrics.deltas.labels("refused").inc()
+                self._refused(delta.BAD_DELTA, str(exc), sequence=event.sequence)
+                return False
+            self.metrics.deltas.labels("applied").inc()
+            self._hold(root, projects, event.release_etag)
+        return self.root is not None and self.root.sequence >= newest
 
     def _check_newest(self, release: Release) -> None:
         """Newer than anything this host applied, but is it the newest? An older release put back at release.json
@@ -172,23 +221,25 @@ class Syncer:
         self.full_cycles += 1
         return check
 
-    def _sync(self, full: bool, only: Collection[str] | None) -> SyncResult:
+    def _sync(self, full: bool, only: Collection[str] | None, events: Sequence[ChangeEvent]) -> SyncResult:
         if full and self.volume.ensure_airflowignore():
             # Without the managed block Airflow's parser fails the whole folder: repair it even if S3 is down.
             logs.warning("drift: .airflowignore managed block missing or changed, restored")
             self.metrics.drift_repairs.labels("airflowignore").inc()
-        release, changed = self.fetch_release()
+        check = self._check(full)
+        if check == "digest":
+            self.etag = None  # the deep check re-reads release.json whole too
+        release, changed = self.fetch_release(events)
         if not full and not changed:
             return SyncResult("noop", full, sequence=release.sequence)
-        if not self._same_chain(release):
+        if full and check == "stat" and not changed and only is None and self._quiet():
+            return self._quiet_cycle(release)
+        self._quiet_mark = None
+        if not self._admissible(release):
             return SyncResult("noop", full, sequence=release.sequence)
-        if release.sequence < self.state.highest_sequence:  # within a chain, signed or not, never go back
-            self._refused("older_release", "ignored older release", sequence=release.sequence,
-                          applied=self.state.highest_sequence)
-            return SyncResult("noop", full, sequence=release.sequence)
-        if release.sequence > self.state.highest_sequence:
-            self._check_newest(release)
-        found = scan(self.volume, self.state, self._check(full))
+        misses = self.watch.misses
+        found = scan(self.volume, self.state, check, self.reader)
+        seen = self.watch.seen if self.watch.misses == misses and self.watch.available else None
         self._observe_drift(found.damaged, found.broken_links, found.unowned)
         todo = plan(release, found.view, only)
         fresh = release.sequence > self.state.sequence
@@ -197,13 +248,13 @@ class Syncer:
         result = self.executor.apply(todo, self.state)
         if fresh and result.flipped:
             self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        self._settle_links()
+        self._settle_links(found.view.links if todo.empty else None)
         complete = not result.errors and not result.stopped
         if complete:
             self.state.sequence = max(self.state.sequence, release.sequence)
             self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
             self.state.release_etag = self.etag
-        removed = self._retention() if full and complete else 0
+        removed = self.retention.run(self.state, deep=check == "digest") if full and complete else 0
         self._save()
         if complete and full:
             self.metrics.last_full_reconcile.set(time.time())
@@ -211,7 +262,38 @@ class Syncer:
             why = "; ".join(f"{p}: {e}" for p, e in sorted(result.errors.items()))
             return SyncResult("error", full, error=why, sequence=release.sequence, applied=result)
         busy = result.changed or removed or found.adopted or found.damaged or found.broken_links
+        if full and complete and todo.empty and not busy:
+            self._quiet_mark = seen
         return SyncResult("success" if busy else "noop", full, sequence=release.sequence, applied=result)
+
+    def _admissible(self, release: Release) -> bool:
+        """Not from an older chain, not older than what this host applied, not an older release put back."""
+        if not self._same_chain(release):
+            return False
+        if release.sequence < self.state.highest_sequence:  # within a chain, signed or not, never go back
+            self._refused("older_release", "ignored older release", sequence=release.sequence,
+                          applied=self.state.highest_sequence)
+            return False
+        if release.sequence > self.state.highest_sequence and not self.from_event:
+            self._check_newest(release)  # an event's release is the one right after the release held
+        return True
+
+    def _quiet_cycle(self, release: Release) -> SyncResult:
+        """A full reconcile of a quiet volume: only retention, which may have come due with time."""
+        removed = self.retention.run(self.state, deep=False)
+        if removed:
+            self._save()
+        self.metrics.last_full_reconcile.set(time.time())
+        return SyncResult("success" if removed else "noop", True, sequence=release.sequence)
+
+    def _quiet(self) -> bool:
+        """Nothing on the volume changed since the last full scan found nothing to do, and that scan watched every
+        folder and tree it read (watch.py): no event since, on any of them. Then, with release.json unchanged too,
+        scanning and planning again would find nothing, so a stat cycle stops here; a deep cycle never does."""
+        if self._quiet_mark is None or not self.watch.available:
+            return False
+        self.watch.drain()
+        return self.watch.seen == self._quiet_mark
 
     def _observe_drift(self, damaged: list[tuple[str, str]], broken: list[str], unowned: list[str]) -> None:
         for project, tree in damaged:
@@ -226,56 +308,18 @@ class Syncer:
                 logs.warning("entries not owned by dagsync left alone", entries=unowned)
             self._unowned = list(unowned)
 
-    def _settle_links(self) -> None:
-        """Record the links as they are on disk; a tree that is no longer linked starts its retention clock."""
+    def _settle_links(self, scanned: Mapping[str, str] | None) -> None:
+        """Record the links as they are on disk (`scanned`: as the scan found them, when nothing was planned
+        since); a tree that is no longer linked starts its retention clock."""
         links: dict[str, str] = {}
-        for name in self.volume.entries():
-            tree = self.volume.linked_tree(name)
-            if tree is not None and self.state.record(name, tree) is not None:
+        found = scanned if scanned is not None else {n: self.volume.linked_tree(n) for n in self.volume.entries()}
+        for name, tree in found.items():
+            if tree and self.state.record(name, tree) is not None:
                 links[name] = tree
         self.state.links = links
         now = time.time()
         for project in self.state.trees:
             self.state.mark_live(project, links.get(project), now)
-
-    def _retention(self) -> int:
-        """Old trees and views go, except what the current view names and what a running task holds
-        (holds.py). Under the volume lock, taken without waiting: a bundle materializing a release holds it,
-        and retention can wait for the next full reconcile."""
-        with holds.volume_lock(self.volume, timeout=0) as locked:
-            if not locked:
-                logs.info("retention skipped this cycle: the volume is locked by an Airflow task")
-                return 0
-            try:
-                protected = holds.held_trees(self.volume)
-            except (OSError, holds.HoldUnreadable) as exc:
-                logs.warning("retention skipped this cycle", error=_describe(exc))
-                return 0
-            current = views.current_view(self.volume)
-            protected |= set(current[1].items()) if current else set()
-            history = {
-                project: {tree: None if (project, tree) in protected else rec.retired_at
-                          for tree, rec in trees.items()}
-                for project, trees in self.state.trees.items()
-            }
-            doomed = plan_retention(
-                history, keep=self.settings.keep_versions, grace=self.settings.retention_grace, now=time.time()
-            )
-            removed = self.executor.remove_trees(doomed, self.state) if doomed else 0
-            self._prune_views(current[0] if current else None)
-        return removed
-
-    def _prune_views(self, current: int | None) -> None:
-        present = {(p, t) for p, trees in self.volume.list_trees().items() for t in trees}
-        known = {}
-        for sequence in views.list_views(self.volume):
-            try:
-                known[sequence] = views.read_view(views.view_path(self.volume, sequence))
-            except OSError:
-                continue
-        for sequence in plan_view_retention(known, present=present, current=current, keep=views.KEEP_VIEWS):
-            views.remove_view(self.volume, sequence)
-            logs.info("removed old release view", sequence=sequence)
 
     def _gauges(self) -> None:
         self.metrics.applied_sequence.set(self.state.sequence)
@@ -292,13 +336,21 @@ class Syncer:
         """hosts/<host>.json after every change of applied state and on errors; best effort."""
         if not self.settings.write_status:
             return
-        key = (self.state.sequence, tuple(sorted(self.state.versions().items())), self.last_error)
+        against = self.release.sequence if self.release else 0
+        key = (self.state.sequence, against, self.state.links, self.last_error)  # the links say every version
         if key == self._last_status:
             return
+        live = self.state.versions()
+        released = self.release.projects if self.release else {}
+        differences: dict[str, str | None] = {p: v for p, v in live.items() if p not in released
+                                              or released[p].version != v}
+        differences.update({p: None for p in released if p not in live})
+        key = (self.state.sequence, against, dict(self.state.links), self.last_error)
         status = HostStatus(
             host=self.settings.host,
             sequence=self.state.sequence,
-            projects=self.state.versions(),
+            against=against,
+            differences=differences,
             last_error=self.last_error,
             agent_version=AGENT_VERSION,
             updated_at=utcnow(),

@@ -57,13 +57,13 @@ def read_view(path: Path) -> dict[str, str]:
             target = os.readlink(entry.path)
         except OSError:
             continue
-        tree = _tree_of(entry.name, target)
+        tree = tree_of(entry.name, target)
         if tree is not None:
             out[entry.name] = tree
     return out
 
 
-def _tree_of(project: str, target: str) -> str | None:
+def tree_of(project: str, target: str) -> str | None:
     prefix = f"../../store/{project}/"
     tree = target.removeprefix(prefix)
     if tree == target or not tree or "/" in tree or tree in (".", ".."):

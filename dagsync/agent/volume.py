@@ -61,7 +61,7 @@ class Volume:
     def linked_tree(self, project: str) -> str | None:
         """The tree this project's symlink points at, if it is one of ours; else None."""
         try:
-            target = os.readlink(self.link_path(project))
+            target = os.readlink(os.path.join(self.root, project))  # no pathlib: once per project per cycle
         except OSError:
             return None
         prefix = f"{META_DIR}/store/{project}/"

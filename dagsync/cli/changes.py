@@ -115,7 +115,7 @@ def finish_change(args: argparse.Namespace, store: S3Store, change: ManifestChan
 def _wait_hosts(args: argparse.Namespace, store: S3Store, release: Release, doc: dict[str, Any]) -> str:
     """After --wait: wait for the hosts; returns a line of text (the doc gets a "hosts" entry)."""
     statuses = wait_for_hosts(store, release.sequence, args.wait_hosts or None, timeout=args.timeout)
-    doc["hosts"] = {h: {"sequence": s.sequence, "projects": s.projects} for h, s in sorted(statuses.items())}
+    doc["hosts"] = {h: {"sequence": s.sequence, "projects": s.live(release)} for h, s in sorted(statuses.items())}
     if not statuses:
         return "hosts: none have reported a status yet (nothing to wait for)"
     return f"hosts: {', '.join(sorted(statuses))} applied release {release.sequence} or later"

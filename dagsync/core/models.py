@@ -284,9 +284,32 @@ class HistoryEntry(_Model):
 
 
 class HostStatus(_Model):
+    """hosts/<host>.json: what one host runs, as release `against` plus its differences from it, so that the file
+    (written on every change) stays a few hundred bytes whatever the number of projects. `sequence`: the newest
+    release applied completely. `differences`: project -> the version live here where it is not release
+    `against`'s (None: that release has it and this host does not run it). `projects`: every live version, as
+    agents before differences wrote it (read, no longer written)."""
+
     host: HostName
     sequence: int = Field(ge=0)
+    against: int = Field(0, ge=0)
+    differences: dict[ProjectName, Version | None] = Field(default_factory=dict)
     projects: dict[ProjectName, Version] = Field(default_factory=dict)
     last_error: str | None = None
     agent_version: str
     updated_at: datetime
+
+    def live(self, release: Release | None) -> dict[str, str] | None:
+        """project -> the version live on this host, given the current release; None when that cannot be told
+        (the host counted its differences against another release)."""
+        if self.against == 0:
+            return dict(self.projects)
+        if release is None or release.sequence != self.against:
+            return None
+        out = {name: entry.version for name, entry in release.projects.items()}
+        for name, version in self.differences.items():
+            if version is None:
+                out.pop(name, None)
+            else:
+                out[name] = version
+        return out

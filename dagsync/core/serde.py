@@ -18,8 +18,23 @@ class DocumentError(ValueError):
     """A document could not be read as the model it should be. The message says why."""
 
 
+def _construct_unique_mapping(loader: Any, node: Any, deep: bool, base: Any) -> Any:
+    """Refuse duplicate keys: PyYAML silently keeps the last one, so `sales: 1.0` twice hides a mistake."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # unhashable key: SafeLoader refuses it with its own message
+            continue
+        if duplicate:
+            raise DocumentError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+    return base.construct_mapping(loader, node, deep=deep)
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases: no billion-laughs expansion."""
+    """SafeLoader that refuses anchors and aliases (no billion-laughs expansion) and duplicate keys."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -31,18 +46,42 @@ class _NoAliasLoader(yaml.SafeLoader):
         return node
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        """Refuse duplicate keys: PyYAML silently keeps the last one, so `sales: 1.0` twice hides a mistake."""
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable key: SafeLoader refuses it with its own message
-                continue
-            if duplicate:
-                raise DocumentError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
-        return super().construct_mapping(node, deep=deep)
+        return _construct_unique_mapping(self, node, deep, yaml.SafeLoader)
+
+
+# libyaml when PyYAML has it: about 3x quicker on a 10,000-project manifest (docs/benchmarks.md). Its composer is C,
+# so aliases are refused from its event stream first (also C), before anything is built.
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+_CSafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _FastLoader(_CSafeLoader or yaml.SafeLoader):  # type: ignore[misc]
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        return _construct_unique_mapping(self, node, deep, _CSafeLoader or yaml.SafeLoader)
+
+
+MAX_YAML_DEPTH = 100  # the documents people write nest a few levels; the pure-Python loader stopped at ~300
+
+
+def _refuse_aliases(text: str, what: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_CSafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise DocumentError(f"YAML aliases are not allowed (line {line})")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise DocumentError(f"{what} is nested too deeply")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _load_yaml(text: str, what: str) -> Any:
+    if _CSafeLoader is None:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
+    _refuse_aliases(text, what)
+    return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - CSafeLoader subclass
 
 
 def _limit(model: type[BaseModel]) -> int:
@@ -84,7 +123,7 @@ def _validate(model: type[M], raw: Any, what: str) -> M:
 def load_yaml(model: type[M], data: bytes, what: str) -> M:
     text = _decode(data, what, _limit(model))
     try:
-        raw = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
+        raw = _load_yaml(text, what)
     except DocumentError:
         raise
     except yaml.YAMLError as exc:
@@ -95,7 +134,7 @@ def load_yaml(model: type[M], data: bytes, what: str) -> M:
 
 
 def dump_yaml(model: BaseModel) -> bytes:
-    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False).encode()
+    return yaml.dump(model.model_dump(mode="json"), Dumper=_CSafeDumper, sort_keys=False).encode()
 
 
 def load_json(model: type[M], data: bytes, what: str) -> M:

@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from dagsync.core import keys
+from dagsync.core import keys, releases
 from dagsync.core.archive import BuiltArchive
-from dagsync.core.documents import YAML, read_catalog, read_release, update
+from dagsync.core.documents import YAML, read_catalog, update
 from dagsync.core.models import Catalog, CatalogEntry, Manifest, ProjectName, Publisher, Version, utcnow
 from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
 from dagsync.core.store import Blob, ObjectStore, PreconditionFailed
@@ -144,8 +144,8 @@ def _load(model: type[D], blob: Blob, what: str) -> D:
 
 def _change_manifest(store: ObjectStore, project: str, version: str | None, *, allow_empty: bool,
                      publisher: Publisher | None) -> ManifestChange:
-    release, _ = read_release(store)
-    before = release.sequence if release else 0
+    stored = releases.read_root(store, releases.AcceptUnsigned())  # only its sequence: --wait's starting point
+    before = stored.root.sequence if stored else 0
     previous: str | None = None
     changed = False
 

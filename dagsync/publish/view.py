@@ -69,10 +69,10 @@ class DeploymentView:
     def rows(self) -> list[ProjectRow]:
         wanted = dict(self.manifest.projects) if self.manifest else {}
         released = {n: p.version for n, p in self.release.projects.items()} if self.release else {}
-        names = set(wanted) | set(released) | {p for s in self.hosts.values() for p in s.projects}
+        live = {h: s.live(self.release) or {} for h, s in sorted(self.hosts.items())}
+        names = set(wanted) | set(released) | {p for versions in live.values() for p in versions}
         return [
-            ProjectRow(name, wanted.get(name), released.get(name),
-                       {h: s.projects.get(name) for h, s in sorted(self.hosts.items())})
+            ProjectRow(name, wanted.get(name), released.get(name), {h: v.get(name) for h, v in live.items()})
             for name in sorted(names)
         ]
 

@@ -20,8 +20,10 @@ from dagsync.core import keys, serde
 from dagsync.core.models import ChangeEvent, HostStatus, Release
 from dagsync.core.store import S3Store
 from dagsync.local.procs import wait_for
+from dagsync.publish.publisher import publish
 from tests.support import signing
-from tests.support.projects import write_release
+from tests.support.gate import Recorder
+from tests.support.projects import EXAMPLES, write_release
 
 WAIT = 30.0
 
@@ -92,7 +94,7 @@ def running_agent(aws: dict[str, Any], tmp_path: Path, trusted: list[str]) -> It
         syncer = make_syncer(cfg, metrics, stop, write_status=True, verifier=signing.VERIFIER)
         agent = Agent(cfg, syncer, Health(metrics, 300), stop, kick)
         sqs = aws["settings"].client("sqs")
-        QueuePoller(sqs, cfg.queue_url, cfg.poll_wait, kick, stop, metrics, cfg.backoff_max).start()
+        QueuePoller(sqs, cfg.queue_url, cfg.poll_wait, kick, stop, metrics, cfg.backoff_max, agent.inbox).start()
         thread = threading.Thread(target=agent.run, daemon=True)
         thread.start()
         started.append((agent, thread))
@@ -119,6 +121,24 @@ def test_change_event_through_sns_flips_without_waiting_for_the_timer(
     status = serde.load_json(HostStatus, store.get(keys.host_status_key("host-1")).data, "status")  # type: ignore[union-attr]
     assert wait_for(lambda: json.loads(store.get(keys.host_status_key("host-1")).data)["sequence"] == 2, WAIT)  # type: ignore[union-attr]
     assert status.host == "host-1"
+
+
+def test_the_validators_change_event_is_applied_as_a_delta(aws: dict[str, Any], store: S3Store,
+                                                          running_agent: Any, tmp_path: Path) -> None:
+    # Given a host holding release 1 as the validator wrote it
+    gate = Recorder(store)
+    publish(store, "sales", "1.0.0", EXAMPLES / "sales", promote_now=True, published_by="ci")
+    assert gate.run().sequence == 1
+    agent = running_agent()
+    assert wait_for(lambda: agent.health.ready, WAIT)
+    # When the validator releases a new version and its event reaches the host through SNS and SQS
+    publish(store, "finance", "1.0.0", EXAMPLES / "finance", promote_now=True, published_by="ci")
+    assert gate.run().sequence == 2
+    aws["settings"].client("sns").publish(TopicArn=aws["topic_arn"], Message=gate.events[-1].model_dump_json())
+    # Then it applies the delta: no metadata read, the new project live
+    assert wait_for(lambda: link(tmp_path / "dags", "finance") is not None, WAIT)
+    assert agent.syncer.metrics.registry.get_sample_value("dagsync_agent_deltas_total", {"result": "applied"}) == 1
+    assert wait_for(lambda: agent.syncer.state.sequence == 2, WAIT)
 
 
 def test_sqs_unreachable_the_timer_still_syncs(aws: dict[str, Any], store: S3Store, tmp_path: Path,

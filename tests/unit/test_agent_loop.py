@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,11 @@ import pytest
 
 from dagsync.agent.config import load_config
 from dagsync.agent.health import Health
+from dagsync.agent.inbox import Inbox
 from dagsync.agent.loop import Agent, QueuePoller, backoff
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import SyncResult
+from dagsync.core.models import ChangeEvent
 
 WAIT = 30.0  # generous: these are wait-for-condition timeouts, never performance asserts
 
@@ -21,13 +24,15 @@ class FakeSyncer:
     def __init__(self, outcomes: list[str] | None = None, serving: bool = False) -> None:
         self.serving = serving
         self.calls: list[bool] = []
+        self.events: list[list[ChangeEvent]] = []
         self.outcomes = outcomes or []
         self.failures = 0
         self.on_call: Any = None
         self.called = threading.Event()
 
-    def sync(self, *, full: bool) -> SyncResult:
+    def sync(self, *, full: bool, events: Sequence[ChangeEvent] = ()) -> SyncResult:
         self.calls.append(full)
+        self.events.append(list(events))
         outcome = self.outcomes[len(self.calls) - 1] if len(self.calls) <= len(self.outcomes) else "noop"
         self.failures = self.failures + 1 if outcome == "error" else 0
         if self.on_call:
@@ -154,7 +159,7 @@ class FakeSqs:
         item = self.batches.pop(0) if self.batches else []
         if isinstance(item, Exception):
             raise item
-        return {"Messages": [{"ReceiptHandle": f"rh-{m}", "Body": "{}"} for m in item]}
+        return {"Messages": [{"ReceiptHandle": f"rh-{m}", "Body": m if isinstance(m, str) else "{}"} for m in item]}
 
     def delete_message_batch(self, **kwargs: Any) -> None:
         self.deleted.extend(e["ReceiptHandle"] for e in kwargs["Entries"])
@@ -178,3 +183,28 @@ def test_poller_survives_sqs_errors() -> None:
     stop.set()
     poller.join(WAIT)
     assert metrics.registry.get_sample_value("dagsync_agent_queue_errors_total") == 2 and sqs.deleted == ["rh-7"]
+
+
+def event(sequence: int) -> ChangeEvent:
+    return ChangeEvent(release_etag=f'"{sequence}"', root={"sequence": sequence, "changes": {}})
+
+
+def test_poller_hands_change_events_to_the_next_sync_oldest_first(tmp_path: Path) -> None:
+    bodies = [event(3).model_dump_json(), "not an event", event(2).model_dump_json()]
+    sqs, inbox, kick, stop = FakeSqs([bodies]), Inbox(), threading.Event(), threading.Event()
+    QueuePoller(sqs, "http://127.0.0.1/q", 0, kick, stop, Metrics(), 1.0, inbox).poll_once()
+    assert kick.is_set() and len(sqs.deleted) == 3  # the message that is no event is still a kick
+    syncer = FakeSyncer()
+    agent = Agent(load_config({"dags_dir": str(tmp_path), "bucket": "bkt", "trusted_keys": "release.pem"}, {}),
+                  syncer, Health(Metrics(), 300), threading.Event(), threading.Event(), inbox)  # type: ignore[arg-type]
+    syncer.on_call = lambda n: agent.request_stop()
+    agent.run()
+    assert [[e.sequence for e in batch] for batch in syncer.events] == [[2, 3]]
+    assert inbox.take() == []
+
+
+def test_inbox_keeps_only_the_newest_events() -> None:
+    inbox = Inbox(keep=2)
+    for sequence in (5, 1, 4, 2):
+        inbox.offer(event(sequence))
+    assert [e.sequence for e in inbox.take()] == [4, 5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -157,3 +158,18 @@ def test_view_retention_drops_views_with_missing_trees_and_the_oldest_beyond_kee
     assert plan_view_retention(known, present=present, current=5, keep=2) == [1, 2]
     # the current view is never dropped, even when a tree it names is gone
     assert plan_view_retention(known, present=set(), current=5, keep=10) == [1, 2, 3, 4]
+
+
+def test_protection_only_keeps_more_so_retention_may_skip_the_holds_when_nothing_would_go() -> None:
+    # Retention reads the holds and the current view only when the unprotected plan removes something
+    # (dagsync/agent/retention.py): that is sound only if protecting trees never makes another tree go.
+    rng = random.Random(12)
+    for _ in range(2000):
+        trees = {f"v{i}": rng.choice([None, float(rng.randint(0, 100))]) for i in range(rng.randint(1, 5))}
+        keep, grace = rng.randint(1, 3), float(rng.randint(0, 100))
+        protected = {t for t in trees if rng.random() < 0.4}
+        shielded = {t: None if t in protected else at for t, at in trees.items()}
+        if len(trees) <= keep:  # and a project with no more trees than `keep` has none to remove
+            assert plan_retention({"p": shielded}, keep=keep, grace=grace, now=100.0) == []
+        if not plan_retention({"p": trees}, keep=keep, grace=grace, now=100.0):
+            assert plan_retention({"p": shielded}, keep=keep, grace=grace, now=100.0) == []

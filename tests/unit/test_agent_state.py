@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dagsync.agent.state import AgentState, TreeRecord, load_state, save_state
+from dagsync.agent.state import AgentState, TreeRecord, listing_digest, load_state, save_state
 
 
 def test_state_round_trips(tmp_path: Path) -> None:
@@ -22,6 +22,6 @@ def test_a_state_file_from_before_the_listing_rename_still_reads(tmp_path: Path)
     (tmp_path / "state.json").write_text(json.dumps(old))
     # When it is loaded
     state = load_state(tmp_path / "state.json")
-    # Then the listing is there under its new name, and nothing was lost
+    # Then the listing is there under its new name, hashed as a current agent records it, and nothing was lost
     assert state is not None and state.sequence == 2
-    assert state.trees["sales"]["1.0-abc"].listing == [("dag.py", 10, 5)]
+    assert state.trees["sales"]["1.0-abc"].listing == listing_digest([("dag.py", 10, 5)])

@@ -244,12 +244,19 @@ def test_retention_grace_keeps_old_trees_for_running_tasks(publish: Callable,
 
 
 def test_host_status_is_written_after_apply_and_on_error(publish: Callable, make_syncer: Callable[..., Syncer],
-                                                         store) -> None:
-    publish(A1, sequence=3)
+                                                         store, dags: Path) -> None:
+    release = publish({**A1, "beta": ("2", {"b.py": "b\n"})}, sequence=3)
     syncer = make_syncer()
     syncer.sync(full=True)
     status = serde.load_json(HostStatus, store.objects[keys.host_status_key("host-a")], "status")
-    assert (status.sequence, status.projects, status.last_error) == (3, {"alpha": "1.0"}, None)
+    assert (status.sequence, status.against, status.differences, status.last_error) == (3, 3, {}, None)
+    assert status.live(release) == {"alpha": "1.0", "beta": "2"} and status.projects == {}
+    # A host that does not run a project of the release says so, and only that
+    (dags / "beta").unlink()
+    syncer.state.links.pop("beta")
+    syncer._report()
+    status = serde.load_json(HostStatus, store.objects[keys.host_status_key("host-a")], "status")
+    assert status.differences == {"beta": None} and status.live(release) == {"alpha": "1.0"}
     store.put(keys.RELEASE_KEY, b"{broken")
     syncer.sync(full=True)
     status = serde.load_json(HostStatus, store.objects[keys.host_status_key("host-a")], "status")

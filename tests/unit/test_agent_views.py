@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dagsync.agent import holds, views
+from dagsync.agent.state import listing_digest
 from dagsync.agent.sync import Syncer
 from dagsync.agent.volume import Volume, tree_listing
 
@@ -67,7 +68,7 @@ def test_a_rolled_back_tree_gets_fresh_mtimes_and_the_stat_check_sees_no_drift(
     syncer.sync(full=False)
     tree = r1.projects["alpha"].tree_name
     os.utime(dags / ".dagsync/views/1/alpha/dag_a.py", (1_577_836_800, 1_577_836_800))  # extracted long ago
-    syncer.state.trees["alpha"][tree].listing = tree_listing(dags / ".dagsync/store/alpha" / tree)
+    syncer.state.trees["alpha"][tree].listing = listing_digest(tree_listing(dags / ".dagsync/store/alpha" / tree))
     downloads = len(store.downloads)
     # When alpha rolls back to 1.0
     before = time.time()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dagsync.core import serde
 from dagsync.core.models import Manifest
-from dagsync.core.serde import MAX_DOCUMENT_BYTES, DocumentError, load_json, load_yaml
+from dagsync.core.serde import MAX_DOCUMENT_BYTES, DocumentError, dump_yaml, load_json, load_yaml
 
 BOMB = b"""
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -15,10 +16,20 @@ projects: {sales: "1"}
 """
 
 
+@pytest.fixture(params=["libyaml", "pure Python"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both loaders: libyaml's (when PyYAML has it, as here) and the pure-Python one used without it."""
+    if request.param == "pure Python":
+        monkeypatch.setattr(serde, "_CSafeLoader", None)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
         (b"projects: [unclosed", "not valid YAML"),
+        (b"projects: {sales: '1', sales: '2'}\n", "duplicate key 'sales'"),
+        (b"projects: " + b"[" * 5000 + b"]" * 5000, "nested too deeply"),
         (BOMB, "aliases are not allowed|anchors are not allowed"),
         (b"- a\n- b\n", "must be a mapping"),
         (b"\xff\xfe projects", "not UTF-8"),
@@ -26,9 +37,14 @@ projects: {sales: "1"}
         (b"projects: {sales: {nested: 1}}\n", "projects.sales"),
     ],
 )
-def test_hostile_manifests_are_refused_with_a_reason(data: bytes, reason: str) -> None:
+def test_hostile_manifests_are_refused_with_a_reason(loader: str, data: bytes, reason: str) -> None:
     with pytest.raises(DocumentError, match=reason):
         load_yaml(Manifest, data, "manifest.yaml")
+
+
+def test_a_manifest_reads_back_as_written(loader: str) -> None:
+    manifest = Manifest(projects={"sales": "1.0", "finance": "2.10", "ops": "3"})
+    assert load_yaml(Manifest, dump_yaml(manifest), "manifest.yaml") == manifest
 
 
 def test_json_documents_get_the_same_treatment() -> None:

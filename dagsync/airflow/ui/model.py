@@ -53,11 +53,12 @@ def hosts_doc(live: Live) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for host, status in view.hosts.items():
         lag = view.lag(host)
+        running = status.live(view.release)  # None: counted against another release than the live one
         state = ("silent" if lag > 0 and behind_for > SILENT_AFTER else "error" if status.last_error
                  else "applying" if lag > 0 else "in sync")
         out[host] = {"sequence": status.sequence, "lag": lag, "last_error": status.last_error,
                      "agent_version": status.agent_version, "updated_at": _at(status.updated_at),
-                     "projects": len(status.projects), "state": state,
+                     "projects": None if running is None else len(running), "state": state,
                      "behind_seconds": round(behind_for.total_seconds()) if lag > 0 else 0}
     for host, why in view.unreadable.items():
         out[host] = {"sequence": None, "lag": None, "last_error": why, "agent_version": None, "updated_at": None,

@@ -1,0 +1,189 @@
+"""The event path: a host one release behind applies the change event's delta with no metadata read; anything else
+falls back to a conditional read of release.json, and nothing the signed root does not vouch for is applied."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dagsync.agent.sync import Syncer
+from dagsync.core import keys, releases
+from dagsync.core.models import ChangeEvent, ManifestWrite, ReleasedProject
+from dagsync.gate.validator import change_event
+from tests.support import signing
+from tests.support.projects import TEST_CHAIN, write_release
+from tests.support.store import FakeStore
+
+# Enough projects that they spread over several shards: a change touches one, the rest stay as they are.
+BASE = {f"p{i:02d}": ("1", {"dag.py": f"x = {i}\n"}) for i in range(40)}
+
+
+class Releaser:
+    """Writes releases the way the validator does (only changed shards, release.json IfMatch the previous root),
+    and returns each one's change event."""
+
+    def __init__(self, store: FakeStore, src: Path) -> None:
+        self.store, self.src = store, src
+        first = write_release(store, src, 1, BASE)
+        stored = releases.read_root(store, signing.VERIFIER)
+        assert stored is not None
+        self.root, self.etag, self.projects = stored.root, stored.etag, dict(first.projects)
+
+    def next(self, changes: dict[str, tuple[str, str] | None]) -> ChangeEvent:
+        """changes: project -> (version, dag.py text), or None to retire it."""
+        bumped = {p: (v, {"dag.py": text}) for p, c in changes.items() if c is not None for v, text in [c]}
+        staged = write_release(self.store, self.src, 1, bumped, write=False).projects if bumped else {}
+        after = {p: e for p, e in {**self.projects, **staged}.items() if changes.get(p, ()) is not None}
+        made = releases.compose(sequence=self.root.sequence + 1, chain=TEST_CHAIN, before=self.projects, after=after,
+                                table=self.root.shards, manifest=ManifestWrite(etag='"m"'), now=datetime.now(UTC))
+        data, self.etag = releases.write(self.store, made, signing.SIGNER, self.etag)
+        self.root, self.projects = made.root, after
+        return change_event(data, self.etag, after, dict(made.root.changes))
+
+
+@pytest.fixture
+def releaser(store: FakeStore, tmp_path: Path) -> Releaser:
+    return Releaser(store, tmp_path / "src")
+
+
+@pytest.fixture
+def syncer(releaser: Releaser, make_syncer: Callable[..., Syncer]) -> Syncer:
+    """A host holding release 1."""
+    made = make_syncer()
+    assert made.sync(full=True).outcome == "success"
+    return made
+
+
+def link(dags: Path, project: str) -> str:
+    return str((dags / project).readlink())
+
+
+def deltas(syncer: Syncer, result: str) -> float:
+    return syncer.metrics.registry.get_sample_value("dagsync_agent_deltas_total", {"result": result}) or 0.0
+
+
+def metadata_reads(store: FakeStore) -> list[str]:
+    return [k for k in store.gets if not k.startswith("projects/")]
+
+
+def test_a_host_one_release_behind_applies_the_delta_with_no_metadata_read(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    event = releaser.next({"p03": ("2", "x = 'two'\n"), "p07": None})
+    store.gets.clear()
+    result = syncer.sync(full=False, events=[event])
+    assert result.outcome == "success" and result.sequence == 2
+    assert metadata_reads(store) == []
+    assert (dags / "p03" / "dag.py").read_text() == "x = 'two'\n"
+    assert not (dags / "p07").exists() and (dags / "p08").exists()
+    assert deltas(syncer, "applied") == 1 and syncer.state.sequence == 2
+    store.gets.clear()
+    assert syncer.sync(full=False).outcome == "noop"  # the event's ETag is release.json's: a 304
+    assert metadata_reads(store) == [keys.RELEASE_KEY]
+
+
+def test_a_burst_of_events_is_applied_one_delta_after_the_other(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    first = releaser.next({"p01": ("2", "a\n")})
+    second = releaser.next({"p01": ("3", "b\n"), "p02": ("2", "c\n")})
+    store.gets.clear()
+    assert syncer.sync(full=False, events=[second, first]).sequence == 3
+    assert metadata_reads(store) == [] and deltas(syncer, "applied") == 2
+    assert (dags / "p01" / "dag.py").read_text() == "b\n" and (dags / "p02" / "dag.py").read_text() == "c\n"
+
+
+def test_a_host_two_releases_behind_falls_back_to_the_conditional_read(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    releaser.next({"p01": ("2", "a\n")})  # its event never reached this host
+    event = releaser.next({"p02": ("2", "c\n")})
+    store.gets.clear()
+    assert syncer.sync(full=False, events=[event]).sequence == 3
+    assert deltas(syncer, "fallback") == 1 and deltas(syncer, "applied") == 0
+    assert metadata_reads(store)[0] == keys.RELEASE_KEY
+    assert (dags / "p01" / "dag.py").read_text() == "a\n" and (dags / "p02" / "dag.py").read_text() == "c\n"
+
+
+def test_a_lost_event_is_healed_by_the_full_reconcile(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    releaser.next({"p05": ("2", "healed\n")})
+    assert syncer.sync(full=True).outcome == "success"
+    assert (dags / "p05" / "dag.py").read_text() == "healed\n" and syncer.state.sequence == 2
+
+
+def test_an_event_for_a_release_that_is_not_the_next_one_falls_back(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    event = releaser.next({"p05": ("2", "new\n")})
+    syncer.sync(full=False, events=[event])
+    store.gets.clear()
+    # The same event again (a redelivery), and a stale one: neither goes back, neither reads anything.
+    assert syncer.sync(full=False, events=[event]).sequence == 2
+    stale = event.model_copy(update={"root": {**event.root, "sequence": 1}})
+    assert syncer.sync(full=False, events=[stale]).sequence == 2
+    assert (dags / "p05" / "dag.py").read_text() == "new\n"
+    # One that skips a release: release.json is read instead.
+    skip = releaser.next({"p06": ("2", "six\n")})
+    skip = skip.model_copy(update={"root": {**skip.root, "sequence": 9}})
+    assert syncer.sync(full=False, events=[skip]).sequence == 3
+    assert deltas(syncer, "fallback") == 1 and (dags / "p06" / "dag.py").read_text() == "six\n"
+
+
+def test_an_event_with_no_entries_fetches_only_the_changed_shards(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    event = releaser.next({"p09": ("2", "nine\n")})
+    store.gets.clear()
+    syncer.sync(full=False, events=[ChangeEvent(release_etag=event.release_etag, root=event.root)])
+    # The root comes with the event; the one shard that changed is read, nothing else.
+    assert metadata_reads(store) == [keys.shard_key(releaser.root.shards[releases.shard_of("p09")])]
+    assert (dags / "p09" / "dag.py").read_text() == "nine\n"
+
+
+def test_a_tampered_delta_is_refused_and_the_signed_release_applied(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    evil = write_release(store, tmp_path / "evil", 1, {"p04": ("2", {"dag.py": "evil\n"})}, write=False)
+    event = releaser.next({"p04": ("2", "good\n")})
+    assert event.entries is not None
+    forged = event.model_copy(update={"entries": {"p04": evil.projects["p04"].model_dump(mode="json")}})
+    result = syncer.sync(full=False, events=[forged])
+    assert deltas(syncer, "refused") == 1
+    assert syncer.metrics.registry.get_sample_value("dagsync_agent_releases_refused_total",
+                                                    {"reason": "bad_delta"}) == 1
+    assert result.sequence == 2 and (dags / "p04" / "dag.py").read_text() == "good\n"
+
+
+def test_a_delta_naming_a_project_the_root_did_not_change_is_refused(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    before = link(dags, "p11")
+    event = releaser.next({"p10": ("2", "ten\n")})
+    assert event.entries is not None
+    extra = ReleasedProject.model_validate(event.entries["p10"]).model_dump(mode="json")
+    forged = event.model_copy(update={"entries": {**event.entries, "p11": extra}})
+    syncer.sync(full=False, events=[forged])
+    assert deltas(syncer, "refused") == 1 and link(dags, "p11") == before
+    assert (dags / "p10" / "dag.py").read_text() == "ten\n"
+
+
+def test_an_event_whose_root_is_not_signed_by_a_trusted_key_is_refused(
+        store: FakeStore, tmp_path: Path, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    event = releaser.next({"p12": ("2", "twelve\n")})
+    altered = json.loads(json.dumps(event.root))
+    altered["changes"] = {}
+    syncer.sync(full=False, events=[event.model_copy(update={"root": altered})])
+    assert syncer.metrics.registry.get_sample_value("dagsync_agent_releases_refused_total",
+                                                    {"reason": "bad_signature"}) == 1
+    assert (dags / "p12" / "dag.py").read_text() == "twelve\n"  # from release.json, signed
+
+
+def test_the_deep_check_reads_release_json_whatever_etag_an_event_claimed(
+        releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    syncer = make_syncer(digest_every=2)
+    syncer.sync(full=True)  # cycle 0: deep
+    event = releaser.next({"p13": ("2", "a\n")})
+    newer = releaser.next({"p13": ("3", "b\n")})
+    # An event of release 2 claiming release 3's ETag: conditional reads would answer 304 on release 2.
+    syncer.sync(full=False, events=[event.model_copy(update={"release_etag": newer.release_etag})])
+    assert syncer.sync(full=True).sequence == 2  # cycle 1: stat, conditional
+    assert syncer.sync(full=True).sequence == 3  # cycle 2: deep, unconditional
+    assert (dags / "p13" / "dag.py").read_text() == "b\n"
