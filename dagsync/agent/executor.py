@@ -104,12 +104,11 @@ class Executor:
 
     def _write_view(self, sequence: int, trees: Mapping[str, str], result: ApplyResult) -> None:
         """The release view, once every tree it names is in the store; then `current` flips to it (one rename)."""
-        missing = sorted(p for p, t in trees.items() if not self.volume.tree_path(p, t).is_dir())
-        if missing:
-            logs.warning("release view not written: trees missing", sequence=sequence, projects=missing)
-            return
         try:
             views.write_view(self.volume, sequence, trees)
+        except views.TreesMissing as exc:
+            logs.warning("release view not written: trees missing", sequence=sequence, projects=exc.projects)
+            return
         except OSError as exc:
             result.errors[f"release view {sequence}"] = describe(exc)
             logs.error("release view failed", sequence=sequence, error=describe(exc))

@@ -26,11 +26,10 @@ from pathlib import Path
 
 from dagsync.core.archive import write_atomic
 
-from .volume import Volume
+from .volume import TMP_PREFIX, Volume
 
 LOCK_FILE = "volume.lock"
 HOLDS = "holds"
-TMP_PREFIX = ".tmp-"
 
 
 class HoldUnreadable(ValueError):

@@ -337,20 +337,14 @@ class Syncer:
         if not self.settings.write_status:
             return
         against = self.release.sequence if self.release else 0
-        key = (self.state.sequence, against, self.state.links, self.last_error)  # the links say every version
-        if key == self._last_status:
-            return
-        live = self.state.versions()
-        released = self.release.projects if self.release else {}
-        differences: dict[str, str | None] = {p: v for p, v in live.items() if p not in released
-                                              or released[p].version != v}
-        differences.update({p: None for p in released if p not in live})
-        key = (self.state.sequence, against, dict(self.state.links), self.last_error)
+        if (self.state.sequence, against, self.state.links, self.last_error) == self._last_status:
+            return  # the links say every version
+        key = (self.state.sequence, against, dict(self.state.links), self.last_error)  # a copy: links change in place
         status = HostStatus(
             host=self.settings.host,
             sequence=self.state.sequence,
             against=against,
-            differences=differences,
+            differences=HostStatus.differences_from(self.release, self.state.versions()),
             last_error=self.last_error,
             agent_version=AGENT_VERSION,
             updated_at=utcnow(),

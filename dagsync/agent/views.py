@@ -20,11 +20,10 @@ from pathlib import Path
 
 from dagsync.core.archive import fsync_dir
 
-from .volume import Volume
+from .volume import TMP_PREFIX, Volume
 
 VIEWS = "views"
 CURRENT = "current"
-TMP_PREFIX = ".tmp-"
 # Views kept besides the current one (each is a folder of links: a few bytes per project). A worker asking for an
 # older release reads its root and shards from the bucket instead (docs/airflow.md).
 KEEP_VIEWS = 100
@@ -100,12 +99,20 @@ def list_views(volume: Volume) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
+class TreesMissing(FileNotFoundError):
+    """A view names trees the store does not hold: it is not written."""
+
+    def __init__(self, message: str, projects: list[str]) -> None:
+        super().__init__(message)
+        self.projects = projects
+
+
 def write_view(volume: Volume, sequence: int, trees: Mapping[str, str]) -> None:
     """Make views/<sequence> hold exactly these links (a new view is built aside and renamed in; an existing one
     is repaired link by link), then point `current` at it with one rename. Every tree must be in the store."""
-    missing = sorted(p for p, t in trees.items() if not volume.tree_path(p, t).is_dir())
+    missing = volume.missing_trees(trees)
     if missing:
-        raise FileNotFoundError(f"view {sequence}: trees not in the store: {', '.join(missing)}")
+        raise TreesMissing(f"view {sequence}: trees not in the store: {', '.join(missing)}", missing)
     path = view_path(volume, sequence)
     views_dir(volume).mkdir(mode=0o755, parents=True, exist_ok=True)
     if path.is_dir():
@@ -175,9 +182,7 @@ def remove_view(volume: Volume, sequence: int) -> None:
     path = view_path(volume, sequence)
     if not path.is_dir():
         return
-    trash = volume.staging / f"trash--view-{sequence}-{uuid.uuid4().hex[:8]}"
-    os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    volume.discard(path)
 
 
 def clear_temp(volume: Volume) -> int:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from dagsync.core import archive
@@ -31,6 +32,8 @@ IGNORE_LINES = (".dagsync", ".dagsync-*")
 OWN_NAMES = frozenset({META_DIR, IGNORE_FILE})
 # What Python (Airflow's parser) writes inside a tree it imports from; not part of the tree.
 PYCACHE = "__pycache__"
+
+TMP_PREFIX = ".tmp-"  # files and links being written next to where they will be renamed
 
 
 class VolumeError(RuntimeError):
@@ -135,7 +138,7 @@ class Volume:
                 if tree_digest(final) == tree_digest(tmp):
                     shutil.rmtree(tmp, ignore_errors=True)
                     return final
-                self._discard(final)
+                self.discard(final)
                 os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -152,12 +155,16 @@ class Volume:
             for name in filenames:
                 os.utime(os.path.join(dirpath, name), (when, when), follow_symlinks=False)
 
+    def missing_trees(self, trees: Mapping[str, str]) -> list[str]:
+        """The projects of `trees` (project -> tree) whose tree is not in the store, sorted."""
+        return sorted(p for p, t in trees.items() if not self.tree_path(p, t).is_dir())
+
     def remove_tree(self, project: str, tree: str) -> None:
         path = self.tree_path(project, tree)
         if path.exists():
-            self._discard(path)
+            self.discard(path)
 
-    def _discard(self, path: Path) -> None:
+    def discard(self, path: Path) -> None:
         """Rename out of the store first (atomic), then delete at leisure."""
         trash = self.staging / f"trash--{path.parent.name}--{path.name}--{uuid.uuid4().hex[:8]}"
         os.rename(path, trash)

@@ -77,7 +77,7 @@ def _materialize(volume: Volume, target: Path, sequence: int, remote: Callable[[
         hold = holds.hold(volume, sequence, trees)
         try:
             fetched: list[str] = []
-            missing = sorted(p for p, t in trees.items() if not volume.tree_path(p, t).is_dir())
+            missing = volume.missing_trees(trees)
             if missing:
                 if entries is None:
                     entries = read_entries(remote, sequence)
@@ -85,7 +85,7 @@ def _materialize(volume: Volume, target: Path, sequence: int, remote: Callable[[
                     if named != trees:  # what this host had recorded is not release N (a redeployed bucket)
                         os.close(hold)
                         trees, hold = named, holds.hold(volume, sequence, named)
-                        missing = sorted(p for p, t in trees.items() if not volume.tree_path(p, t).is_dir())
+                        missing = volume.missing_trees(trees)
                 store = remote().store
                 for project in missing:
                     try:
@@ -119,10 +119,7 @@ def read_entries(remote: Callable[[], Remote], sequence: int) -> dict[str, Relea
     history entry is not written yet), verified, and its shards."""
     try:
         source = remote()
-        stored = releases.read_root(source.store, source.verifier, sequence=sequence)
-        if stored is None:
-            newest = releases.read_root(source.store, source.verifier)
-            stored = newest if newest is not None and newest.root.sequence == sequence else None
+        stored = releases.read_root_at(source.store, source.verifier, sequence)
         if stored is None:
             raise Unavailable(f"release {sequence} is not in the bucket: {keys.release_key(sequence)} is missing "
                               "(expired from the release history, or from another bucket)")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from dagsync.agent.config import AgentConfig, ConfigError, load_config
 from dagsync.agent.trust import build_verifier
-from dagsync.core import releases
 from dagsync.core.aws import AwsSettings
 from dagsync.core.store import S3Store
 
@@ -56,10 +55,4 @@ class BundleSettings:
     def remote(self) -> Remote:
         cfg = self.agent_config()
         client = AwsSettings.resolve(cfg.region, cfg.endpoint_url).client("s3")
-        return Remote(store=S3Store(client, cfg.bucket), verifier=verifier(cfg))
-
-
-def verifier(cfg: AgentConfig) -> releases.Verifier:
-    """The one place the bundle decides which release roots it trusts: the agent's own choice, from the same
-    settings (pinned PEM files; KMS only when opted in; unsigned only when allowed explicitly)."""
-    return build_verifier(cfg)
+        return Remote(store=S3Store(client, cfg.bucket), verifier=build_verifier(cfg))  # the agent's own trust

@@ -299,6 +299,14 @@ class HostStatus(_Model):
     agent_version: str
     updated_at: datetime
 
+    @staticmethod
+    def differences_from(release: Release | None, live: dict[str, str]) -> dict[str, str | None]:
+        """`live` (project -> version on a host) as differences from `release`: the inverse of `live()`."""
+        released = release.projects if release else {}
+        out: dict[str, str | None] = {p: v for p, v in live.items() if p not in released or released[p].version != v}
+        out.update({p: None for p in released if p not in live})
+        return out
+
     def live(self, release: Release | None) -> dict[str, str] | None:
         """project -> the version live on this host, given the current release; None when that cannot be told
         (the host counted its differences against another release)."""

@@ -155,6 +155,16 @@ def read_root(store: ObjectStore, verifier: Verifier, *, sequence: int | None = 
     return StoredRoot(root=root, raw=raw, etag=blob.etag)
 
 
+def read_root_at(store: ObjectStore, verifier: Verifier, sequence: int) -> StoredRoot | None:
+    """Release `sequence`'s root: from the history, else release.json when it is that release (its history entry
+    is written just after it); None when the bucket holds neither."""
+    stored = read_root(store, verifier, sequence=sequence)
+    if stored is None:
+        newest = read_root(store, verifier)
+        stored = newest if newest is not None and newest.root.sequence == sequence else None
+    return stored
+
+
 def parse_shard(data: bytes, expected: str) -> dict[str, ReleasedProject]:
     found = digest(data)
     if found != expected:

@@ -23,7 +23,7 @@ from typing import Any
 
 from dagsync.agent import views
 from dagsync.agent.volume import Volume
-from dagsync.core import keys
+from dagsync.core import keys, releases
 from dagsync.core.aws import AwsSettings
 from dagsync.core.serde import canonical
 from dagsync.core.store import S3Store
@@ -140,8 +140,8 @@ class Demo:
     def show_ui(self, store: S3Store) -> None:
         """The DAG deploys page, read as JSON with an API token, shows the release the bucket holds."""
         self.step("DAG deploys in Airflow's UI")
-        blob = store.get(keys.RELEASE_KEY)
-        sequence = json.loads(blob.data)["sequence"] if blob else 0
+        stored = releases.read_root(store, releases.AcceptUnsigned())  # what the page must show, as hosts see it
+        sequence = stored.root.sequence if stored else 0
         if not wait_for(lambda: api_ready(self.ui_url), timeout=120, interval=0.2):
             print(f"  airflow api-server did not answer (see {self.airflow.home}/api-server.log)")
             return

@@ -126,10 +126,9 @@ class Source:
         (the history entry is written just after release.json)."""
         if sequence in self._roots:
             return self._roots[sequence]
-        stored = releases.read_root(self.store, releases.AcceptUnsigned(), sequence=sequence)
+        stored = releases.read_root_at(self.store, releases.AcceptUnsigned(), sequence)
         if stored is None:
-            current = releases.read_root(self.store, releases.AcceptUnsigned())
-            return current.root if current is not None and current.root.sequence == sequence else None
+            return None
         if len(self._roots) >= MAX_KEPT:
             self._roots.clear()
         self._roots[sequence] = stored.root
