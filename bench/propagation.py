@@ -8,6 +8,11 @@ returned (as in `make demo`) and stops when a host's symlink points at the new t
 
     python -m bench.propagation --agents 1 --changes 200 --out propagation
     python -m bench.propagation --agents 20 --changes 50 --out fanout
+    python -m bench.propagation --projects 10 10000 --changes 50 --out propagation_scale
+
+With --projects above 10, the changes still go to the same 10 projects; the others are loaded into the bucket first
+(bench/dataset.py, straight into moto's backend), released by the stack's own validator, and cold-synced by the
+agents before the clock starts: the cost of a change must not grow with the projects that did not change.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 from bench import dataset
 from bench.common import client, describe, tool_env, write_result
-from bench.counting import CountingMotoServer
+from bench.counting import CountingMotoServer, backend_put
 from bench.tools import AGENT
 from dagsync.core import constants
 from dagsync.core.aws import AwsSettings
@@ -108,13 +113,18 @@ def wait_all(dirs: dict[str, Path], project: str, sha12: str, written: float,
     return arrived
 
 
-def run(agents: int, changes: int, work: Path, seed: int = 7) -> dict[str, Any]:
+def run(agents: int, changes: int, work: Path, seed: int = 7, projects: int = PROJECTS) -> dict[str, Any]:
     stack = Stack(agents)
     stack.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         s3 = client("s3", stack.server.endpoint_url, "publisher")
         store = S3Store(s3, constants.LOCAL_BUCKET)
+        if projects > PROJECTS:  # the projects that will not change, released by the stack's validator
+            started = time.perf_counter()
+            dataset.load(client("s3", stack.server.endpoint_url, "loader"), constants.LOCAL_BUCKET,
+                         backend_put(constants.LOCAL_BUCKET), projects - PROJECTS, first=PROJECTS, release=False)
+            print(f"{projects - PROJECTS} more projects loaded in {time.perf_counter() - started:.0f} s", flush=True)
         names = [dataset.project_name(i) for i in range(PROJECTS)]
         per_project = changes // PROJECTS + 1
         shas: dict[tuple[str, str], str] = {}
@@ -130,9 +140,9 @@ def run(agents: int, changes: int, work: Path, seed: int = 7) -> dict[str, Any]:
             promote(store, name, "1.0.0")
             if i == 0:
                 dirs, procs = start_agents(stack, work)
-        for name in names:
-            wait_all(dirs, name, shas[(name, "1.0.0")][:12], time.perf_counter(), timeout=120)
-        print(f"{agents} agent(s) up, {PROJECTS} projects live; {changes} changes", flush=True)
+        for name in names:  # a cold sync of every project first: about 25 ms a project on 2 cores
+            wait_all(dirs, name, shas[(name, "1.0.0")][:12], time.perf_counter(), timeout=120 + projects * 0.1)
+        print(f"{agents} agent(s) up, {projects} projects live; {changes} changes to {PROJECTS} of them", flush=True)
         rng = random.Random(seed)
         before = stack.server.snapshot()
         latencies: list[float] = []
@@ -164,7 +174,7 @@ def run(agents: int, changes: int, work: Path, seed: int = 7) -> dict[str, Any]:
     per_change = {who: {op: n / changes for op, n in counts.for_client(who).by_operation.items()}
                   for who in ("publisher", "validator", "agent")}
     return {
-        "agents": agents, "changes": changes, "projects": PROJECTS,
+        "agents": agents, "changes": changes, "projects": projects, "changed_projects": PROJECTS,
         "all_hosts_seconds": describe(latencies), "per_host_seconds": describe(per_host),
         "latencies": latencies, "per_host": per_host, "agents_alive_at_end": all(alive),
         "requests_per_change": per_change,
@@ -178,17 +188,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1)
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--projects", type=int, nargs="+", default=[PROJECTS],
+                        help=f"projects in the bucket (at least {PROJECTS}); several: one run each, side by side")
     parser.add_argument("--out", default="propagation")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="dagsync-bench-prop-"))
-    try:
-        result = run(args.agents, args.changes, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    s = result["all_hosts_seconds"]
-    print(f"{args.agents} agent(s), {args.changes} changes: p50 {s['median'] * 1000:.0f} ms, "
-          f"p95 {s['p95'] * 1000:.0f} ms, p99 {s['p99'] * 1000:.0f} ms, max {s['max'] * 1000:.0f} ms", flush=True)
-    write_result(args.out, result)
+    if min(args.projects) < PROJECTS:
+        parser.error(f"--projects: at least {PROJECTS} (the changes go to {PROJECTS} projects)")
+    results = []
+    for projects in args.projects:
+        work = Path(tempfile.mkdtemp(prefix="dagsync-bench-prop-"))
+        try:
+            results.append(run(args.agents, args.changes, work, projects=projects))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        s = results[-1]["all_hosts_seconds"]
+        print(f"{projects} projects, {args.agents} agent(s), {args.changes} changes: p50 {s['median'] * 1000:.0f} ms,"
+              f" p95 {s['p95'] * 1000:.0f} ms, p99 {s['p99'] * 1000:.0f} ms, max {s['max'] * 1000:.0f} ms", flush=True)
+    write_result(args.out, results[0] if len(results) == 1 else {"sizes": results})
     return 0
 
 
