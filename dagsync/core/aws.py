@@ -54,6 +54,7 @@ class AwsSettings:
             kwargs["aws_access_key_id"] = "dagsync-local"
             kwargs["aws_secret_access_key"] = "dagsync-local"  # noqa: S105 - not a secret
         with _lock:  # a boto3 Session is not thread-safe while it builds clients; clients are
+            _lean_model(session, service)
             return session.client(service, **kwargs)
 
 
@@ -63,7 +64,47 @@ _lock = threading.Lock()
 @functools.cache
 def _session() -> boto3.session.Session:
     """One session per process: every client shares its loaded service data (about 8 MB a client saved)."""
-    return boto3.session.Session()
+    session = boto3.session.Session()
+    _lean_endpoints(session)
+    return session
+
+
+# What botocore loads and dagsync never reads: the legacy endpoint table of every AWS service (6.7 MB of Python
+# objects; a client takes its URL from its own service's endpoint rule set, the table only adds signing hints for
+# the services listed) and each service model's documentation (a third of the S3 model: docstrings and help only).
+# botocore's loader caches what it loads and hands the same objects to every client, so trimming them in place
+# before the first client is built keeps every later client lean too. The agent's RSS is the reason (docs/agent.md).
+ENDPOINT_SERVICES = frozenset({"s3", "sqs", "sns", "kms", "sts", "sso", "sso-oidc"})
+
+
+def _loader(session: boto3.session.Session) -> Any:
+    return session._session.get_component("data_loader")
+
+
+def _lean_endpoints(session: boto3.session.Session) -> None:
+    endpoints, _ = _loader(session).load_data_with_path("endpoints")
+    for partition in endpoints.get("partitions", []):
+        services = partition.get("services", {})
+        for name in [n for n in services if n not in ENDPOINT_SERVICES]:
+            del services[name]
+
+
+def _lean_model(session: boto3.session.Session, service: str) -> None:
+    loader = _loader(session)
+    version = loader.determine_latest_version(service, "service-2")
+    _drop_documentation(loader.load_service_model(service, "service-2", version))
+
+
+def _drop_documentation(node: Any) -> None:
+    """Every `documentation` emptied, not removed: botocore reads some of them as required keys."""
+    if isinstance(node, dict):
+        if isinstance(node.get("documentation"), str):
+            node["documentation"] = ""
+        for value in node.values():
+            _drop_documentation(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_documentation(value)
 
 
 def caller_identity(settings: AwsSettings) -> str | None:
