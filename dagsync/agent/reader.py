@@ -7,6 +7,7 @@ folder re-reads only the entries its events named, an unwatched or unknown one i
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -40,8 +41,8 @@ class VolumeReader:
             value = one(name)
             if value is None:
                 cached.pop(name, None)
-            else:
-                cached[name] = value
+            else:  # project and tree names are held in several places: one copy of each (intern)
+                cached[sys.intern(name)] = value
         self._folders[folder] = cached  # type: ignore[assignment]
         return cached, bool(names)
 
@@ -74,7 +75,7 @@ class VolumeReader:
                 return None
             tree = self.volume.linked_tree(name)
             if tree is not None:
-                return tree, True
+                return sys.intern(tree), True
             path = os.path.join(root, name)
             return (None, True) if os.path.islink(path) else (None, False) if os.path.lexists(path) else None
 
@@ -94,9 +95,10 @@ class VolumeReader:
             if name.startswith("."):
                 return None
             try:
-                return views.tree_of(name, os.readlink(os.path.join(folder, name)))
+                tree = views.tree_of(name, os.readlink(os.path.join(folder, name)))
             except OSError:
                 return None
+            return sys.intern(tree) if tree is not None else None
 
         found = self._read(folder, one, whole)[0]
         for path in [p for p in self._folders if p.startswith(self.views + "/") and p != folder]:

@@ -8,6 +8,7 @@ touched."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ class ScanResult:
 def record_tree(volume: Volume, project: str, tree: str, *, sha256: str = "") -> TreeRecord:
     path = volume.tree_path(project, tree)
     return TreeRecord(
-        version=tree.rsplit("-", 1)[0], sha256=sha256, listing=listing_digest(tree_listing(path)),
+        version=sys.intern(tree.rsplit("-", 1)[0]), sha256=sha256, listing=listing_digest(tree_listing(path)),
         digest=tree_digest(path)
     )
 

@@ -120,8 +120,9 @@ def write_view(volume: Volume, sequence: int, trees: Mapping[str, str]) -> None:
     else:
         tmp = volume.staging / f"view-{sequence}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(mode=0o755)
+        folder = os.fspath(tmp)
         for project, tree in sorted(trees.items()):
-            os.symlink(link_target(project, tree), tmp / project)
+            os.symlink(link_target(project, tree), f"{folder}/{project}")
         fsync_dir(tmp)
         os.rename(tmp, path)
         fsync_dir(path.parent)

@@ -157,7 +157,8 @@ class Volume:
 
     def missing_trees(self, trees: Mapping[str, str]) -> list[str]:
         """The projects of `trees` (project -> tree) whose tree is not in the store, sorted."""
-        return sorted(p for p, t in trees.items() if not self.tree_path(p, t).is_dir())
+        store = os.fspath(self.store)  # strings, not Paths: once per project of a release
+        return sorted(p for p, t in trees.items() if not os.path.isdir(f"{store}/{p}/{t}"))
 
     def remove_tree(self, project: str, tree: str) -> None:
         path = self.tree_path(project, tree)
