@@ -326,6 +326,65 @@ def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
                    f"{size(r['delta']['bytes'])} with the archive", None)
         peak = max(f["cold_peak_rss_bytes"], f["idle_rss_bytes"]) * mb
         doc.target(f"agent RSS, {n:,} projects", "<= 80 MiB", f"{peak:.1f} MiB (cold sync and idle)", peak <= 80)
+    _peers(doc, res)
+
+
+PEER_PHASES = (("cold", "cold sync", "cold"), ("noop", "no-op", "quiet"), ("change", "one change", "delta"))
+
+
+def _peers(doc: Doc, res: dict[str, Any]) -> None:
+    """aws s3 sync and S3DagBundle, measured at one size of the same run; the larger sizes extrapolated from it."""
+    def med(rows: list[dict[str, Any]]) -> float:
+        return sorted(a["seconds"] for a in rows)[len(rows) // 2]
+
+    measured = next((r for r in res["sizes"] if r.get("peers")), None)
+    if measured is None:
+        return
+    n0 = measured["projects"]
+    doc.add(f"Side by side at {n0:,} projects (measured in this run: `aws s3 sync` of the plain layout, a fresh "
+            "process; S3DagBundle's initialize/refresh in a long-running process), and at each larger size with the "
+            f"peers **extrapolated linearly** from {n0:,} (both list and fetch every file, so their cost grows at "
+            "least linearly), dagsync measured:", "",
+            "| projects | | dagsync | aws s3 sync | S3DagBundle |", "| --- | --- | --- | --- | --- |")
+    for r in res["sizes"]:
+        factor = r["projects"] / n0
+        mark = "" if r is measured else " (extrapolated)"
+        for phase, label, ours in PEER_PHASES:
+            peers = measured["peers"].get(phase, {})
+            mine = med(r[ours]) if isinstance(r[ours], list) else r[ours]["seconds"]
+            cells = [f"{ms(peers[t]['seconds'] * factor)}{mark}, {peers[t]['requests'] * factor:,.0f} requests"
+                     if t in peers else "-" for t in ("aws s3 sync", "S3DagBundle")]
+            doc.add(f"| {r['projects']:,} | {label} | {ms(mine)} | {cells[0]} | {cells[1]} |")
+            if phase == "cold" and r is not measured:
+                for tool in peers:
+                    ratio = peers[tool]["seconds"] * factor / mine
+                    doc.target(f"cold sync of {r['projects']:,} projects, dagsync daemon vs {tool} (the peer "
+                               f"extrapolated from {n0:,})", ">= 3x faster", f"{ratio:.1f}x", ratio >= 3)
+    doc.add("", "dagsync's rows: the daemon's Syncer (*cold*: full on an empty folder; *no-op*: the quiet full "
+            "reconcile; *one change*: the delta from its change event).", "")
+
+
+def _propagation_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
+    rows = res["sizes"]
+    doc.add("## Propagation at scale: one change among N projects", "", f"`{command}`", "",
+            "`bench/propagation.py --projects`: the same stack and the same 10 changing projects as above, with the "
+            "other projects loaded into the bucket first, released by the stack's own validator and cold-synced by "
+            "the agent before the clock starts.", "",
+            "| projects | changes | p50 | p95 | p99 | max | agent requests per change "
+            "| validator requests per change |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        s = r["all_hosts_seconds"]
+        per = r["requests_per_change"]
+        doc.add(f"| {r['projects']:,} | {r['changes']} | {ms(s['median'])} | {ms(s['p95'])} | {ms(s['p99'])} | "
+                f"{ms(s['max'])} | {sum(per['agent'].values()):.1f} | {sum(per['validator'].values()):.1f} |")
+    doc.add("")
+    small, big = rows[0], rows[-1]
+    if big is not small:
+        ratio = big["all_hosts_seconds"]["median"] / small["all_hosts_seconds"]["median"]
+        doc.target(f"propagation p50 at {big['projects']:,} projects vs {small['projects']:,}", "within 1.5x",
+                   f"{ms(big['all_hosts_seconds']['median'])} vs {ms(small['all_hosts_seconds']['median'])}: "
+                   f"{ratio:.2f}x", ratio <= 1.5)
 
 
 def _soak(doc: Doc, res: dict[str, Any], command: str) -> None:
@@ -418,6 +477,9 @@ def write() -> Path:
     agent_scale = read_result("agent_scale")
     if agent_scale:
         _agent_scale(doc, agent_scale, cmds.get("agent_scale", "python -m bench.agent_scale"))
+    scale = read_result("propagation_scale")
+    if scale:
+        _propagation_scale(doc, scale, cmds.get("propagation_scale", "python -m bench.propagation --projects ..."))
     soak = read_result("soak")
     if soak:
         _soak(doc, soak, cmds.get("soak", "python -m bench.soak"))

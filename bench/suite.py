@@ -28,11 +28,13 @@ class Sizes:
     agents: int
     fanout_changes: int
     idle_seconds: float
+    scale_changes: int = 50  # propagation at 10 projects and at the largest scale size
 
 
 FULL = Sizes("full", projects=1000, scale=(1000, 10000), repeats=3, changes=200, agents=20, fanout_changes=50,
              idle_seconds=20)
-QUICK = Sizes("quick", projects=100, scale=(100,), repeats=2, changes=50, agents=5, fanout_changes=20, idle_seconds=5)
+QUICK = Sizes("quick", projects=100, scale=(100,), repeats=2, changes=50, agents=5, fanout_changes=20, idle_seconds=5,
+              scale_changes=20)
 
 _VALIDATOR_ROW = re.compile(
     r"^(?P<label>.+?)\s{2,}(?P<status>accepted|noop|rejected)\s+changed=(?P<changed>\d+)\s+requests=(?P<requests>\d+)"
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         commands[name] = found["command"].replace(py, "python")
         write_result(name, found)
     scenario("agent_scale", "bench.agent_scale", "--projects", *map(str, sizes.scale))
+    scenario("propagation_scale", "bench.propagation", "--projects", "10", str(max(sizes.scale)), "--changes",
+             str(sizes.scale_changes))
     scenario("soak", "bench.soak", "--projects", "100", "--changes", "1000" if sizes.mode == "full" else "100")
     verification(scenario, sizes)
     scenario("side_by_side", "bench.side_by_side", "--projects", str(sizes.projects), "--repeats",
