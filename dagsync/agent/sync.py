@@ -22,7 +22,7 @@ from .config import AgentConfig
 from .executor import ApplyResult, Executor
 from .fetch import describe
 from .metrics import Metrics
-from .planner import LocalView, UnknownProject, plan
+from .planner import UnknownProject, plan
 from .reader import VolumeReader
 from .recovery import recover
 from .retention import Retention
@@ -238,7 +238,6 @@ class Syncer:
         self._quiet_mark = None
         if not self._admissible(release):
             return SyncResult("noop", full, sequence=release.sequence)
-        early = self._changes_first(release, after_event=not full and only is None)
         misses = self.watch.misses
         found = scan(self.volume, self.state, check, self.reader)
         seen = self.watch.seen if self.watch.misses == misses and self.watch.available else None
@@ -250,7 +249,6 @@ class Syncer:
         result = self.executor.apply(todo, self.state)
         if fresh and result.flipped:
             self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        result.fetched[:0], result.flipped[:0] = early.fetched, early.flipped  # the cycle's result says all it did
         self._settle_links(found.view.links if todo.empty else None)
         complete = not result.errors and not result.stopped
         if complete:
@@ -280,26 +278,6 @@ class Syncer:
         if release.sequence > self.state.highest_sequence and not self.from_event:
             self._check_newest(release)  # an event's release is the one right after the release held
         return True
-
-    def _changes_first(self, release: Release, *, after_event: bool) -> ApplyResult:
-        """The release right after the one applied, from a change message: its changed projects go live first,
-        planned from what this agent recorded rather than from a scan, so a change is live after work that grows
-        with the change, not with the projects (at 10,000 projects the scan, the whole plan and the release view
-        take most of a second). The cycle's scan, plan and view follow as always and find this done; whatever the
-        record got wrong (a tree gone from disk: the flip refuses it) they put right in the same cycle."""
-        if not after_event or release.sequence != self.state.sequence + 1 or not release.changes:
-            return ApplyResult()
-        names = {p for p in release.changes if p in release.projects}  # retirements wait for the whole plan
-        local = LocalView(sequence=self.state.highest_sequence, links=self.state.links,
-                          trees={p: self.state.trees.get(p, {}).keys() for p in names}, blocked=self._unowned)
-        todo = plan(release, local, names)
-        if todo.empty:
-            return ApplyResult()
-        self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
-        result = self.executor.apply(todo, self.state)
-        if result.flipped:
-            self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        return result
 
     def _quiet_cycle(self, release: Release) -> SyncResult:
         """A full reconcile of a quiet volume: only retention, which may have come due with time."""
