@@ -290,11 +290,12 @@ def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
             f"{foot['idle_cpu_percent']:.2f} % of one core ({foot['idle_cpu_seconds']:.2f} s) |", "")
 
 
+def _median_seconds(rows: list[dict[str, Any]]) -> float:
+    return float(sorted(a["seconds"] for a in rows)[len(rows) // 2])
+
+
 def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
     """bench/agent_scale.py: the agent alone at each size (the issue's 1,000 and 10,000 projects)."""
-    def med(rows: list[dict[str, Any]]) -> float:
-        return sorted(a["seconds"] for a in rows)[len(rows) // 2]
-
     doc.add("## The agent at 1,000 and 10,000 projects", "", f"`{command}`", "",
             "`bench/agent_scale.py`: per size, its own moto server (requests and bytes counted at the server, the "
             "agent's own only) and the daemon's Syncer in its own process (`bench/agent_probe.py`). *full scan*: a "
@@ -309,7 +310,8 @@ def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
     for r in res["sizes"]:
         f = r["footprint"]
         doc.add(f"| {r['projects']:,} | {r['cold']['seconds']:.1f} s, {r['cold']['requests']:,} requests | "
-                f"{ms(med(r['scan']))} | {ms(med(r['quiet']))}, {r['quiet'][-1]['requests']} request | "
+                f"{ms(_median_seconds(r['scan']))} | "
+                f"{ms(_median_seconds(r['quiet']))}, {r['quiet'][-1]['requests']} request | "
                 f"{ms(r['delta']['seconds'])}, {r['delta']['requests']} requests, {size(r['delta']['bytes'])} | "
                 f"{ms(r['event']['seconds'])}, {r['event']['requests']} requests, {size(r['event']['bytes'])} | "
                 f"{f['cold_peak_rss_bytes'] * mb:.1f} / {f['idle_rss_bytes'] * mb:.1f} MiB |")
@@ -317,7 +319,7 @@ def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
         f"{r['projects']:,}: {r['delta']['by_operation']} / {r['event']['by_operation']}" for r in res["sizes"]), "")
     for r in res["sizes"]:
         n, f = r["projects"], r["footprint"]
-        quiet, scan = med(r["quiet"]), med(r["scan"])
+        quiet, scan = _median_seconds(r["quiet"]), _median_seconds(r["scan"])
         limit = 0.05 if n <= 1000 else 0.3
         doc.target(f"full no-op reconcile, {n:,} projects", f"<= {limit * 1000:.0f} ms",
                    f"{ms(quiet)} quiet (full scan: {ms(scan)})", quiet <= limit)
@@ -334,9 +336,6 @@ PEER_PHASES = (("cold", "cold sync", "cold"), ("noop", "no-op", "quiet"), ("chan
 
 def _peers(doc: Doc, res: dict[str, Any]) -> None:
     """aws s3 sync and S3DagBundle, measured at one size of the same run; the larger sizes extrapolated from it."""
-    def med(rows: list[dict[str, Any]]) -> float:
-        return sorted(a["seconds"] for a in rows)[len(rows) // 2]
-
     measured = next((r for r in res["sizes"] if r.get("peers")), None)
     if measured is None:
         return
@@ -351,7 +350,7 @@ def _peers(doc: Doc, res: dict[str, Any]) -> None:
         mark = "" if r is measured else " (extrapolated)"
         for phase, label, ours in PEER_PHASES:
             peers = measured["peers"].get(phase, {})
-            mine = med(r[ours]) if isinstance(r[ours], list) else r[ours]["seconds"]
+            mine = _median_seconds(r[ours]) if isinstance(r[ours], list) else r[ours]["seconds"]
             cells = [f"{ms(peers[t]['seconds'] * factor)}{mark}, {peers[t]['requests'] * factor:,.0f} requests"
                      if t in peers else "-" for t in ("aws s3 sync", "S3DagBundle")]
             doc.add(f"| {r['projects']:,} | {label} | {ms(mine)} | {cells[0]} | {cells[1]} |")

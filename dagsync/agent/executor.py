@@ -8,7 +8,6 @@ inside one."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -137,7 +136,7 @@ class Executor:
                 if rec is None:
                     result.stopped = True  # a stop request is honoured between fetches, never inside one
                     continue
-                state.trees.setdefault(step.project, {})[sys.intern(step.entry.tree_name)] = rec
+                state.trees.setdefault(step.project, {})[step.entry.tree_name] = rec
                 result.fetched.append(step.project)
 
     def _fetch(self, step: Fetch) -> TreeRecord:

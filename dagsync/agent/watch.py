@@ -97,14 +97,14 @@ class Watch:
         watched = self._paths.get(path)
         return watched is not None and watched.touched
 
-    def take(self, folder: str) -> set[str] | None:
+    def take(self, folder: str) -> AbstractSet[str] | None:
         """The entries of a folder that events named since the last take (drain first); None when that is not
         known: the folder was not watched (it is from now on, if it can be) or events were lost. Read it whole
         then."""
         watched = self._paths.get(folder)
         if watched is not None and watched.names is not None:
-            names, watched.names = watched.names, NO_NAMES
-            return set(names)
+            names, watched.names = watched.names, NO_NAMES  # the watch keeps no hold on what it hands over
+            return names
         self.forget(folder)
         wd = self._add(folder)
         if wd >= 0:

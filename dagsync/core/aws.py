@@ -89,7 +89,13 @@ def _lean_endpoints(session: boto3.session.Session) -> None:
             del services[name]
 
 
+_trimmed: set[str] = set()  # services whose cached model is lean already (one session per process)
+
+
 def _lean_model(session: boto3.session.Session, service: str) -> None:
+    if service in _trimmed:
+        return
+    _trimmed.add(service)
     loader = _loader(session)
     version = loader.determine_latest_version(service, "service-2")
     _drop_documentation(loader.load_service_model(service, "service-2", version))

@@ -6,6 +6,7 @@ The CLI, the validator and the agent all import these."""
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -151,8 +152,9 @@ class ReleasedProject(_Archive):
     @property
     def tree_name(self) -> str:
         """The store folder name on a host: version plus a checksum prefix, so a name is never reused
-        for other content."""
-        return f"{self.version}-{self.sha256[:12]}"
+        for other content. Interned: a host holds each tree's name in several places (its record, its link, the
+        folders it reads)."""
+        return sys.intern(f"{self.version}-{self.sha256[:12]}")
 
 
 class ParseBudget(_Model):

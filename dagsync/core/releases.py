@@ -191,13 +191,12 @@ def _compact(projects: Mapping[str, ReleasedProject]) -> dict[str, ReleasedProje
     """Every host holds every entry of the release (10,000 in the largest estates), so their size counts. pydantic
     gives each instance its own set of the fields it was given: 728 bytes for seven, a third of an entry. Entries
     given the same fields share one set here: these models are frozen (nothing adds to it) and model_copy copies
-    it before changing it. Versions, which repeat, are interned."""
+    it before changing it."""
     shared: dict[frozenset[str], set[str]] = {}
     out: dict[str, ReleasedProject] = {}
     for name, entry in projects.items():
         fields = entry.model_fields_set
         object.__setattr__(entry, "__pydantic_fields_set__", shared.setdefault(frozenset(fields), fields))
-        entry.__dict__["version"] = sys.intern(entry.version)
         out[sys.intern(name)] = entry
     return out
 

@@ -318,4 +318,3 @@ def test_stop_request_finishes_the_current_step_and_flips_nothing_half_done(
     assert 1 <= len(store.downloads) <= FETCH_WORKERS < len(projects)
     assert [p.name for p in dags.iterdir() if p.is_symlink()] == []  # no flip after a stop request
     assert syncer.state.sequence == 0 and list((dags / ".dagsync/staging").iterdir()) == []
-
