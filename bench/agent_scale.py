@@ -103,7 +103,7 @@ def one_size(projects: int, work: Path, with_peers: bool = False) -> dict[str, A
     server = stack.server
     # Memory first, on its own: the real `dagsync-agent run` daemon's cold sync and idle (side_by_side.footprint).
     out: dict[str, Any] = {"projects": projects, "footprint": footprint(server, work, projects, IDLE_SECONDS)}
-    worker = stack.probe()
+    worker = stack.probe(BENCH_KEEP_VIEWS="1")  # the steady state of many releases: a new view repairs the oldest
     bundle = None
     if with_peers and tools.available()["s3dagbundle"]:
         bundle = tools.s3_bundle(server.endpoint_url, BUCKET, dataset.PLAIN_PREFIX, work / "airflow",
@@ -120,6 +120,8 @@ def one_size(projects: int, work: Path, with_peers: bool = False) -> dict[str, A
 
     try:
         out["cold"] = ask("full")
+        warm = stack.change(dataset.project_name(2), "1.1.0", "event-warm")  # a second view, to be repaired next
+        assert worker.ask(f"delta {warm}")["error"] is None
         out["scan"] = [ask("scan") for _ in range(SCAN_REPEATS)]
         out["quiet"] = [ask("full") for _ in range(QUIET_REPEATS)]
         if with_peers:

@@ -302,7 +302,9 @@ def _agent_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
             "full reconcile that reads the volume (as after a change or drift; median of "
             f"{res['scan_repeats']}); *quiet*: the minute's full reconcile when the watch saw nothing change (median "
             f"of {res['quiet_repeats']}); *delta*: one changed project applied from its change event; *event*: one "
-            "changed project through the conditional read of release.json. Memory: the real `dagsync-agent run` "
+            "changed project through the conditional read of release.json. Both in the steady state of a daemon "
+            "that keeps its 100 release views: the probe keeps one besides the current one (`BENCH_KEEP_VIEWS=1`, "
+            "after a first change), so each new view is repaired from the oldest. Memory: the real `dagsync-agent run` "
             "daemon's cold sync and idle, sampled with psutil.", "",
             "| projects | cold sync | full scan no-op | quiet no-op | one change: delta | one change: read "
             "| RSS cold peak / idle |", "| --- | --- | --- | --- | --- | --- | --- |")

@@ -35,6 +35,8 @@ def soak(projects: int, changes: int, work: Path) -> dict[str, Any]:
             answer = worker.ask(f"delta {path}")
             assert answer["error"] is None and answer["fetched"] == 1, answer
             rss.append(worker.ask("full")["rss_bytes"])
+            if (n + 1) % max(1, changes // 10) == 0:  # a long soak says how far it is, and what RSS does meanwhile
+                print(f"{n + 1} changes: RSS {rss[-1] / 2**20:.1f} MiB", flush=True)
     finally:
         worker.close()
         stack.server.stop()

@@ -60,7 +60,7 @@ class Executor:
             return result
         self._touch(plan.touch, state)
         if plan.view is not None:
-            self._write_view(plan.view.sequence, plan.view.trees, result)
+            self._write_view(plan.view.sequence, plan.view.trees, [f.project for f in plan.fetch], result)
         now = time.time()
         for link in plan.link:
             if link.project in result.errors:
@@ -102,10 +102,10 @@ class Executor:
             except OSError as exc:
                 logs.warning("could not refresh mtimes", project=link.project, tree=link.tree, error=describe(exc))
 
-    def _write_view(self, sequence: int, trees: Mapping[str, str], result: ApplyResult) -> None:
+    def _write_view(self, sequence: int, trees: Mapping[str, str], fetched: list[str], result: ApplyResult) -> None:
         """The release view, once every tree it names is in the store; then `current` flips to it (one rename)."""
         try:
-            views.write_view(self.volume, sequence, trees)
+            views.write_view(self.volume, sequence, trees, verify=fetched)  # the scan saw the others in the store
         except views.TreesMissing as exc:
             logs.warning("release view not written: trees missing", sequence=sequence, projects=exc.projects)
             return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from . import views
@@ -80,6 +80,16 @@ class VolumeReader:
             return (None, True) if os.path.islink(path) else (None, False) if os.path.lexists(path) else None
 
         return self._read(root, one, whole)[0]
+
+    def seed_view(self, sequence: int, trees: Mapping[str, str]) -> None:
+        """A view the agent has just written, taken as the next scan would read it (a readlink per project spared:
+        a second at 10,000), and watched from now on like any folder read. Only a folder not already known and only
+        with a working watch; the deep cycle reads it whole again."""
+        folder = os.fspath(views.view_path(self.volume, sequence))
+        if folder in self._folders or not self.watch.available:
+            return
+        if self.watch.take(folder) is None and self.watch.watching(folder):
+            self._folders[folder] = dict(trees)
 
     def current_view(self, whole: bool = False) -> tuple[int, dict[str, str]] | None:
         """As views.current_view. The agent's own folder is watched too, for `current` (read every time)."""

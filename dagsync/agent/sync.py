@@ -22,7 +22,7 @@ from .config import AgentConfig
 from .executor import ApplyResult, Executor
 from .fetch import describe
 from .metrics import Metrics
-from .planner import UnknownProject, plan
+from .planner import Plan, UnknownProject, plan
 from .reader import VolumeReader
 from .recovery import recover
 from .retention import Retention
@@ -249,7 +249,7 @@ class Syncer:
         result = self.executor.apply(todo, self.state)
         if fresh and result.flipped:
             self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        self._settle_links(found.view.links if todo.empty else None)
+        self._settle(found.view.links, todo, result)
         complete = not result.errors and not result.stopped
         if complete:
             self.state.sequence = max(self.state.sequence, release.sequence)
@@ -309,12 +309,13 @@ class Syncer:
                 logs.warning("entries not owned by dagsync left alone", entries=unowned)
             self._unowned = list(unowned)
 
-    def _settle_links(self, scanned: Mapping[str, str] | None) -> None:
-        """Record the links as they are on disk (`scanned`: as the scan found them, when nothing was planned
-        since); a tree that is no longer linked starts its retention clock."""
+    def _settle(self, scanned: Mapping[str, str], todo: Plan, result: ApplyResult) -> None:
+        """Record what the apply left on disk, the links and the view it wrote, without reading it again; a tree
+        that is no longer linked starts its retention clock."""
+        if todo.view is not None and result.view == todo.view.sequence:
+            self.reader.seed_view(result.view, todo.view.trees)
         links: dict[str, str] = {}
-        found = scanned if scanned is not None else {n: self.volume.linked_tree(n) for n in self.volume.entries()}
-        for name, tree in found.items():
+        for name, tree in _links_after(scanned, todo, result).items():
             if tree and self.state.record(name, tree) is not None:
                 links[name] = tree
         self.state.links = links
@@ -358,6 +359,19 @@ class Syncer:
             self._last_status = key
         except Exception as exc:
             logs.warning("could not write host status", error=_describe(exc))
+
+
+def _links_after(scanned: Mapping[str, str], todo: Plan, result: ApplyResult) -> Mapping[str, str]:
+    """The links on disk after an apply: as the scan found them, with the flips and unlinks the apply made (the
+    links nobody else writes; a link changed behind the agent's back meanwhile shows at the next scan)."""
+    if not (result.flipped or result.unlinked):
+        return scanned
+    links = dict(scanned)
+    flipped = set(result.flipped)
+    links.update((step.project, step.tree) for step in todo.link if step.project in flipped)
+    for project in result.unlinked:
+        links.pop(project, None)
+    return links
 
 
 def _fingerprint(text: str) -> bytes:

@@ -15,11 +15,12 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from dagsync.core.archive import fsync_dir
 
+from . import holds
 from .volume import TMP_PREFIX, Volume
 
 VIEWS = "views"
@@ -107,10 +108,11 @@ class TreesMissing(FileNotFoundError):
         self.projects = projects
 
 
-def write_view(volume: Volume, sequence: int, trees: Mapping[str, str]) -> None:
+def write_view(volume: Volume, sequence: int, trees: Mapping[str, str], verify: Collection[str] | None = None) -> None:
     """Make views/<sequence> hold exactly these links (a new view is built aside and renamed in; an existing one
-    is repaired link by link), then point `current` at it with one rename. Every tree must be in the store."""
-    missing = volume.missing_trees(trees)
+    is repaired link by link), then point `current` at it with one rename. Every tree must be in the store:
+    `verify` names the projects whose tree is checked (None: all; the caller saw the others there)."""
+    missing = volume.missing_trees(trees if verify is None else {p: trees[p] for p in verify if p in trees})
     if missing:
         raise TreesMissing(f"view {sequence}: trees not in the store: {', '.join(missing)}", missing)
     path = view_path(volume, sequence)
@@ -119,14 +121,37 @@ def write_view(volume: Volume, sequence: int, trees: Mapping[str, str]) -> None:
         _repair(path, trees)
     else:
         tmp = volume.staging / f"view-{sequence}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(mode=0o755)
-        folder = os.fspath(tmp)
-        for project, tree in sorted(trees.items()):
-            os.symlink(link_target(project, tree), f"{folder}/{project}")
+        if _recycle(volume, tmp):
+            repair_links(tmp, {project: link_target(project, tree) for project, tree in trees.items()})
+        else:
+            tmp.mkdir(mode=0o755)
+            folder = os.fspath(tmp)
+            for project, tree in sorted(trees.items()):
+                os.symlink(link_target(project, tree), f"{folder}/{project}")
         fsync_dir(tmp)
         os.rename(tmp, path)
         fsync_dir(path.parent)
     flip_current(volume, sequence)
+
+
+def _recycle(volume: Volume, tmp: Path) -> bool:
+    """Move the view that retention would remove next to `tmp`, to be repaired into the new one: at 10,000 projects
+    a new folder of links costs a second, a repair costs the links that changed (and a readlink each). Only once
+    KEEP_VIEWS views besides the current one are kept, so no view goes earlier than it would have; under the volume
+    lock (tried once), as retention's removals, so no task is reading it (materialize.local_trees). False: make a
+    new one."""
+    current = current_sequence(volume)
+    spare = [s for s in list_views(volume) if s != current]
+    if not spare or len(spare) < KEEP_VIEWS:
+        return False
+    with holds.volume_lock(volume, timeout=0) as locked:
+        if not locked:
+            return False
+        try:
+            os.rename(view_path(volume, spare[0]), tmp)
+        except OSError:
+            return False
+    return True
 
 
 def _repair(path: Path, trees: Mapping[str, str]) -> None:
@@ -136,16 +161,24 @@ def _repair(path: Path, trees: Mapping[str, str]) -> None:
 
 def repair_links(folder: Path, wanted: Mapping[str, str], keep: frozenset[str] = frozenset()) -> None:
     """Make `folder` hold exactly the links `wanted` (name -> target), besides the names in `keep`: each link that
-    differs is replaced with one rename (never missing in between); anything else in the folder is removed."""
+    differs is replaced with one rename (never missing in between); anything else in the folder is removed. One
+    listing and a readlink per entry: what is already right costs no write."""
+    have: dict[str, str | None] = {}  # name -> its link's target; None: not a link (or gone while read)
     for entry in os.scandir(folder):
-        if entry.name not in wanted and entry.name not in keep:
+        if entry.name in keep:
+            continue
+        if entry.name not in wanted:
             remove_entry(Path(entry.path))
+            continue
+        try:
+            have[entry.name] = os.readlink(entry.path) if entry.is_symlink() else None
+        except OSError:
+            have[entry.name] = None
     for name, want in sorted(wanted.items()):
+        if name in have and have[name] == want:
+            continue
         link = folder / name
-        with contextlib.suppress(OSError):
-            if os.readlink(link) == want:
-                continue
-        if os.path.lexists(link) and not link.is_symlink():
+        if name in have and have[name] is None:
             remove_entry(link)
         replace_link(link, want)
 

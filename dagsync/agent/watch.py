@@ -97,6 +97,9 @@ class Watch:
         watched = self._paths.get(path)
         return watched is not None and watched.touched
 
+    def watching(self, path: str) -> bool:
+        return path in self._paths
+
     def take(self, folder: str) -> AbstractSet[str] | None:
         """The entries of a folder that events named since the last take (drain first); None when that is not
         known: the folder was not watched (it is from now on, if it can be) or events were lost. Read it whole

@@ -136,6 +136,96 @@ def test_retention_waits_while_a_task_is_materializing_a_release(
     assert not volume.tree_path("alpha", r1.projects["alpha"].tree_name).exists()
 
 
+def two_views_kept_with_a_keep_of_one(publish: Callable, make_syncer: Callable[..., Syncer], dags: Path,
+                                      monkeypatch: Any) -> tuple[Syncer, Volume]:
+    """Releases 1 and 2 applied by an agent that keeps one view besides the current one: the next view recycles."""
+    monkeypatch.setattr(views, "KEEP_VIEWS", 1)
+    publish(A1, sequence=1)
+    syncer = make_syncer(retention_grace=3600.0)
+    syncer.sync(full=True)
+    publish({**A1, "alpha": ("2.0", {"dag_a.py": "a = 2\n"})}, sequence=2)
+    syncer.sync(full=False)
+    volume = Volume(dags)
+    assert views.list_views(volume) == [1, 2]
+    return syncer, volume
+
+
+def test_once_enough_views_are_kept_the_oldest_is_repaired_into_the_new_one_not_rebuilt(
+    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path, monkeypatch: Any
+) -> None:
+    # Given an agent that keeps one view besides the current one, and releases 1 and 2 applied
+    syncer, volume = two_views_kept_with_a_keep_of_one(publish, make_syncer, dags, monkeypatch)
+    folder, lib_link = os.stat(dags / ".dagsync/views/1").st_ino, os.lstat(dags / ".dagsync/views/1/lib").st_ino
+    # When release 3 changes alpha again
+    r3 = publish({**A1, "alpha": ("3.0", {"dag_a.py": "a = 3\n"})}, sequence=3)
+    assert syncer.sync(full=False).outcome == "success"
+    # Then view 1 became view 3 (same folder), only alpha's link was written, and view 2 is untouched
+    assert views.list_views(volume) == [2, 3] and views.current_view(volume) == (3, trees(r3))
+    assert os.stat(dags / ".dagsync/views/3").st_ino == folder
+    assert os.lstat(dags / ".dagsync/views/3/lib").st_ino == lib_link
+    assert (dags / ".dagsync/current/alpha/dag_a.py").read_text() == "a = 3\n"
+    assert (dags / ".dagsync/views/2/alpha/dag_a.py").read_text() == "a = 2\n"
+    assert list(volume.staging.iterdir()) == []
+
+
+def test_a_view_is_not_recycled_while_a_task_holds_the_volume_lock(
+    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path, monkeypatch: Any
+) -> None:
+    # Given two views kept with a keep of one, and a task materializing a release (the volume lock held)
+    syncer, volume = two_views_kept_with_a_keep_of_one(publish, make_syncer, dags, monkeypatch)
+    r1_lib = views.read_view(dags / ".dagsync/views/1")
+    r3 = publish({**A1, "alpha": ("3.0", {"dag_a.py": "a = 3\n"})}, sequence=3)
+    with holds.volume_lock(volume, timeout=None) as locked:
+        assert locked
+        # When release 3 arrives
+        assert syncer.sync(full=False).outcome == "success"
+        # Then it gets a new folder, and the view the task may be reading is as it was
+        assert views.list_views(volume) == [1, 2, 3] and views.current_view(volume) == (3, trees(r3))
+        assert views.read_view(dags / ".dagsync/views/1") == r1_lib
+
+
+def test_the_view_an_apply_wrote_is_not_read_again_yet_a_change_to_it_is_still_seen(
+    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path, monkeypatch: Any
+) -> None:
+    # Given release 2 applied from a change: the agent wrote view 2
+    publish(A1, sequence=1)
+    syncer = make_syncer(retention_grace=3600.0)
+    syncer.sync(full=True)
+    r2 = publish({**A1, "alpha": ("2.0", {"dag_a.py": "a = 2\n"})}, sequence=2)
+    syncer.sync(full=False)
+    # When the scan asks for the current view, with reading a view link made to fail
+    real = views.tree_of
+
+    def unread(project: str, target: str) -> str | None:
+        raise AssertionError(f"view link {project} read again")
+
+    monkeypatch.setattr(views, "tree_of", unread)
+    syncer.watch.drain()
+    # Then it has it without reading it
+    assert syncer.reader.current_view() == (2, trees(r2))
+    # And when someone points a view link elsewhere, the next look reads that link, and sees it
+    monkeypatch.setattr(views, "tree_of", real)
+    views.replace_link(dags / ".dagsync/views/2/lib", "../../store/lib/elsewhere")
+    syncer.watch.drain()
+    assert syncer.reader.current_view() == (2, {"alpha": r2.projects["alpha"].tree_name, "lib": "elsewhere"})
+
+
+def test_a_view_naming_a_tree_missing_from_the_store_is_not_written(dags: Path) -> None:
+    volume = Volume(dags)
+    volume.ensure_layout()
+    (volume.store / "alpha/1.0-aaaaaaaaaaaa").mkdir(parents=True)
+    wanted = {"alpha": "1.0-aaaaaaaaaaaa", "lib": "1.0-bbbbbbbbbbbb"}
+    try:
+        views.write_view(volume, 1, wanted, verify=["lib"])
+    except views.TreesMissing as exc:
+        assert exc.projects == ["lib"]
+    else:
+        raise AssertionError("a view naming lib's missing tree was written")
+    assert views.list_views(volume) == [] and views.current_sequence(volume) is None
+    views.write_view(volume, 1, wanted, verify=["alpha"])  # the caller vouches for lib: trusted, as the scan is
+    assert views.current_view(volume) == (1, wanted)
+
+
 def test_a_hold_file_deleted_between_open_and_lock_is_made_again(dags: Path) -> None:
     volume = Volume(dags)
     volume.ensure_layout()
