@@ -16,6 +16,7 @@ reaches after that many releases, where each new view is repaired from the oldes
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -29,6 +30,7 @@ import psutil
 
 from bench.common import SIGNER, client
 from dagsync.agent import views
+from dagsync.agent.loop import freeze_long_lived
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import Settings, Syncer
 from dagsync.agent.volume import Volume
@@ -45,6 +47,25 @@ def _profiler() -> Any:
     return profiler
 
 
+class GcClock:
+    """Seconds spent in the cyclic garbage collector, per generation, since the last take."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def take(self) -> list[float]:
+        out, self.seconds = self.seconds, [0.0, 0.0, 0.0]
+        return out
+
+
 def main(argv: list[str]) -> int:
     dags_dir, endpoint, bucket = Path(argv[0]), argv[1], argv[2]
     who = argv[3] if len(argv) > 3 else "dagsync"
@@ -54,6 +75,8 @@ def main(argv: list[str]) -> int:
     syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket, retention_grace=grace),
                     Metrics(), threading.Event(), TrustedKeys([SIGNER.public_key]))
     me = psutil.Process()
+    gc_clock = GcClock()
+    frozen = False
     profile = os.environ.get("BENCH_PROFILE")
     print(json.dumps({"ready": True}), flush=True)
     for n, line in enumerate(sys.stdin):
@@ -64,6 +87,7 @@ def main(argv: list[str]) -> int:
             syncer._quiet_mark = None
         events = [ChangeEvent.model_validate_json(Path(arg).read_text())] if command == "delta" else []
         profiler = _profiler() if profile else None
+        gc_clock.take()
         cpu0, start = me.cpu_times(), time.perf_counter()
         result = syncer.sync(full=command in ("full", "scan"), events=events)
         elapsed = time.perf_counter() - start
@@ -72,11 +96,15 @@ def main(argv: list[str]) -> int:
             profiler.stop()
             Path(f"{profile}-{n}-{command}.txt").write_text(profiler.output_text(show_all=False))
         applied = result.applied
+        if command == "full" and not frozen and result.outcome != "error":  # as the daemon's loop does, untimed
+            freeze_long_lived()
+            frozen = True
         print(json.dumps({
             "seconds": elapsed, "outcome": result.outcome, "error": result.error, "sequence": result.sequence,
             "fetched": len(applied.fetched) if applied else 0, "flipped": len(applied.flipped) if applied else 0,
             "cpu_seconds": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
             "rss_bytes": me.memory_info().rss,
+            "gc_seconds": gc_clock.take(),  # per generation: what the collector took of `seconds`
             "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         }), flush=True)
     return 0

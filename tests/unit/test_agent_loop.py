@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from dagsync.agent.config import load_config
 from dagsync.agent.health import Health
 from dagsync.agent.inbox import Inbox
-from dagsync.agent.loop import Agent, QueuePoller, backoff
+from dagsync.agent.loop import Agent, QueuePoller, backoff, freeze_long_lived
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import SyncResult
 from dagsync.core.models import ChangeEvent
@@ -106,6 +108,35 @@ def test_ready_only_after_the_first_full_sync_and_degraded_on_errors(tmp_path: P
     thread.join(WAIT)
     # before call 1: not ready; after the error: still not ready; after the noop: ready; after error: degraded
     assert seen == [(False, None), (False, "boom"), (True, None), (True, "boom")]
+
+
+def test_the_long_lived_objects_are_frozen_once_after_the_first_full_reconcile_that_did_not_fail(
+    tmp_path: Path,
+) -> None:
+    syncer = FakeSyncer(["error", "noop", "noop", "success"])
+    agent = make_agent(tmp_path, syncer, reconcile_interval=0.01, backoff_max=0.01)
+    settled: list[int] = []
+    agent.settled = lambda: settled.append(len(syncer.calls))
+    syncer.on_call = lambda n: agent.request_stop() if n == 4 else None
+    thread, _ = run_in_thread(agent)
+    thread.join(WAIT)
+    assert syncer.calls == [True, True, True, True] and settled == [2]
+
+
+def test_freezing_leaves_no_garbage_to_the_permanent_generation() -> None:
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.disable()  # no automatic collection between here and the freeze
+    try:
+        garbage = weakref.ref(Cycle())  # unreachable, alive until the collector runs
+        assert garbage() is not None
+        freeze_long_lived()
+        assert garbage() is None and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 def test_restart_with_live_projects_on_disk_is_ready_but_degraded_while_syncs_fail(tmp_path: Path) -> None:
