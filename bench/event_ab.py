@@ -28,11 +28,7 @@ def probe(stack: Any, checkout: Path, folder: str) -> tools.Worker:
     """The probe of `checkout`, run from it (its own code first on sys.path)."""
     cmd = [sys.executable, "-m", "bench.agent_probe", str(stack.work / folder), stack.server.endpoint_url, BUCKET]
     env = tool_env("dagsync", PYTHONPATH=str(checkout), BENCH_KEEP_VIEWS="1")
-    saved, tools.ROOT = tools.ROOT, checkout  # Worker runs from tools.ROOT
-    try:
-        return tools.Worker(cmd, env, stack.work / f"{folder}.log")
-    finally:
-        tools.ROOT = saved
+    return tools.Worker(cmd, env, stack.work / f"{folder}.log", cwd=checkout)
 
 
 def compare(projects: int, changes: int, baseline: Path, work: Path) -> dict[str, Any]:

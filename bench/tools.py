@@ -55,11 +55,11 @@ def aws_s3_sync(endpoint: str, bucket: str, prefix: str, dest: Path, who: str = 
 class Worker:
     """A long-running child that answers one JSON line per command line."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> None:
         self.started = time.perf_counter()
         self._log: TextIO = open(log, "w")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                                     text=True, env=env, cwd=ROOT)
+                                     text=True, env=env, cwd=cwd)
         self.hello = self._read()
         self.ready_seconds = time.perf_counter() - self.started
 

@@ -96,6 +96,12 @@ def load_state(path: Path) -> AgentState | None:
         raise StateCorrupt(f"{path}: {str(exc).splitlines()[0]}") from None
 
 
-def save_state(path: Path, state: AgentState) -> None:
-    """Write temp, fsync, os.replace, fsync the folder: a reader sees the old file or the new one."""
-    write_atomic(path, state.model_dump_json(indent=1).encode())
+def dump_state(state: AgentState) -> bytes:
+    """state.json's bytes."""
+    return state.model_dump_json(indent=1).encode()
+
+
+def save_state(path: Path, data: bytes) -> None:
+    """Write the state's bytes (dump_state): temp, fsync, os.replace, fsync the folder; a reader sees the old file or
+    the new one."""
+    write_atomic(path, data)

@@ -27,7 +27,7 @@ from .reader import VolumeReader
 from .recovery import recover
 from .retention import Retention
 from .scan import Check, scan
-from .state import AgentState, save_state
+from .state import AgentState, dump_state, save_state
 from .volume import Volume
 from .watch import Watch
 
@@ -81,7 +81,7 @@ class Syncer:
         # full reconcile has nothing to look at on disk (see _quiet)
         self._quiet_mark: int | None = None
         self.state: AgentState = recover(volume).state
-        self._saved = _fingerprint(self.state.model_dump_json())  # of the state last written (not the text: memory)
+        self._saved = _fingerprint(dump_state(self.state))  # of the state last written (not the text: memory)
         self.release: Release | None = None
         self.root: ReleaseRoot | None = None  # the root of `release`: what a change event's delta builds on
         self.etag: str | None = None
@@ -329,9 +329,10 @@ class Syncer:
 
     def _save(self) -> None:
         self._gauges()
-        saved = _fingerprint(self.state.model_dump_json())
+        data = dump_state(self.state)  # once: its fingerprint says whether it changed, and it is what is written
+        saved = _fingerprint(data)
         if saved != self._saved:
-            save_state(self.volume.state_path, self.state)
+            save_state(self.volume.state_path, data)
             self._saved = saved
 
     def _report(self) -> None:
@@ -340,7 +341,7 @@ class Syncer:
             return
         against = self.release.sequence if self.release else 0
         links = "\0".join(f"{k}\0{v}" for k, v in self.state.links.items())  # order as kept: a reorder costs a write
-        key = (self.state.sequence, against, _fingerprint(links), self.last_error)
+        key = (self.state.sequence, against, _fingerprint(links.encode()), self.last_error)
         if key == self._last_status:
             return  # the links say every version
         status = HostStatus(
@@ -374,9 +375,9 @@ def _links_after(scanned: Mapping[str, str], todo: Plan, result: ApplyResult) ->
     return links
 
 
-def _fingerprint(text: str) -> bytes:
+def _fingerprint(data: bytes) -> bytes:
     """What tells two states (or two sets of links) apart, in 16 bytes instead of a copy of each."""
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _describe(exc: BaseException) -> str:

@@ -117,17 +117,19 @@ def write_view(volume: Volume, sequence: int, trees: Mapping[str, str], verify: 
         raise TreesMissing(f"view {sequence}: trees not in the store: {', '.join(missing)}", missing)
     path = view_path(volume, sequence)
     views_dir(volume).mkdir(mode=0o755, parents=True, exist_ok=True)
+    wanted = {project: link_target(project, tree) for project, tree in trees.items()}
     if path.is_dir():
-        _repair(path, trees)
+        repair_links(path, wanted)
+        fsync_dir(path)
     else:
         tmp = volume.staging / f"view-{sequence}-{uuid.uuid4().hex[:8]}"
         if _recycle(volume, tmp):
-            repair_links(tmp, {project: link_target(project, tree) for project, tree in trees.items()})
+            repair_links(tmp, wanted)
         else:
             tmp.mkdir(mode=0o755)
             folder = os.fspath(tmp)
-            for project, tree in sorted(trees.items()):
-                os.symlink(link_target(project, tree), f"{folder}/{project}")
+            for project, target in wanted.items():
+                os.symlink(target, f"{folder}/{project}")
         fsync_dir(tmp)
         os.rename(tmp, path)
         fsync_dir(path.parent)
@@ -154,11 +156,6 @@ def _recycle(volume: Volume, tmp: Path) -> bool:
     return True
 
 
-def _repair(path: Path, trees: Mapping[str, str]) -> None:
-    repair_links(path, {project: link_target(project, tree) for project, tree in trees.items()})
-    fsync_dir(path)
-
-
 def repair_links(folder: Path, wanted: Mapping[str, str], keep: frozenset[str] = frozenset()) -> None:
     """Make `folder` hold exactly the links `wanted` (name -> target), besides the names in `keep`: each link that
     differs is replaced with one rename (never missing in between); anything else in the folder is removed. One
@@ -175,7 +172,7 @@ def repair_links(folder: Path, wanted: Mapping[str, str], keep: frozenset[str] =
         except OSError:
             have[entry.name] = None
     for name, want in sorted(wanted.items()):
-        if name in have and have[name] == want:
+        if have.get(name) == want:
             continue
         link = folder / name
         if name in have and have[name] is None:
