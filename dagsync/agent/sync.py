@@ -68,7 +68,7 @@ class Syncer:
     ) -> None:
         self.store = store
         self.verifier = verifier  # nothing is applied that it did not accept (dagsync.agent.trust)
-        self.shards = releases.ShardCache()
+        self.shards = releases.ShardCache(lean=True)  # every entry of the release, without what a host never reads
         self.volume = volume
         self.settings = settings
         self.metrics = metrics

@@ -40,10 +40,10 @@ def rebuild(root: ReleaseRoot, held: ReleaseRoot, event: ChangeEvent, cache: Sha
     grouped: dict[str, dict[str, ReleasedProject | None]] = {}
     for name, entry in entries.items():
         grouped.setdefault(shard_of(name), {})[name] = entry
-    rebuilt: dict[str, dict[str, ReleasedProject]] = {}
+    rebuilt: dict[str, bytes] = {}
     for sid, changed in sorted(grouped.items()):
         before = held.shards.get(sid)
-        previous = cache.get(before) if before is not None else {}
+        previous = cache.entries(before) if before is not None else {}
         if previous is None:
             continue
         projects = {**previous, **{n: e for n, e in changed.items() if e is not None}}
@@ -54,10 +54,10 @@ def rebuild(root: ReleaseRoot, held: ReleaseRoot, event: ChangeEvent, cache: Sha
         if (data is None and want is not None) or (data is not None and digest(data) != want):
             raise UntrustedRelease(f"change event for release {root.sequence}: its entries for shard {sid} do not "
                                    "match the digest the signed root names", BAD_DELTA)
-        if want is not None:
-            rebuilt[want] = projects
-    for key, projects in rebuilt.items():
-        cache.put(key, projects)
+        if want is not None and data is not None:
+            rebuilt[want] = data
+    for key, data in rebuilt.items():
+        cache.add(key, data)
 
 
 def _entries(root: ReleaseRoot, event: ChangeEvent) -> dict[str, ReleasedProject | None]:

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import sys
 import uuid
+import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -103,22 +104,44 @@ def digest(data: bytes) -> str:
 
 
 class ShardCache:
-    """Parsed shards by digest. Digests name content, so an entry is never stale; `keep` drops the rest."""
+    """Parsed shards by digest, each put in from its verified bytes (`add`). Digests name content, so an entry is
+    never stale; `keep` drops the rest.
 
-    def __init__(self) -> None:
+    `lean` is for a host, which holds every entry of the release (10,000 in the largest estates) and reads of each
+    only what it fetches and links: its entries leave out the dag_ids (a third to a half of an entry's memory,
+    never read by the agent), and each shard's verified bytes are kept, compressed, so that `entries` gives a delta
+    the full entries to rebuild the next shard from, byte for byte."""
+
+    def __init__(self, *, lean: bool = False) -> None:
+        self.lean = lean
         self._shards: dict[str, dict[str, ReleasedProject]] = {}
+        self._stored: dict[str, bytes] = {}  # lean: digest -> the shard's bytes, zlib-compressed
         self._placed: set[tuple[str, str]] = set()  # (shard id, digest) whose every entry was found in its place
 
     def get(self, key: str) -> dict[str, ReleasedProject] | None:
         return self._shards.get(key)
 
-    def put(self, key: str, projects: dict[str, ReleasedProject]) -> None:
+    def entries(self, key: str) -> dict[str, ReleasedProject] | None:
+        """Shard `key`'s entries in full (what `get` gives, unless the cache is lean)."""
+        if not self.lean:
+            return self.get(key)
+        stored = self._stored.get(key)
+        return parse_shard(zlib.decompress(stored), key) if stored is not None else None
+
+    def add(self, key: str, data: bytes) -> dict[str, ReleasedProject]:
+        """Parse shard `key` from its bytes (UntrustedRelease when they are not the ones the digest names) and keep
+        it; returns its entries as `get` will."""
+        projects = parse_shard(data, key, lean=self.lean)
         self._shards[key] = projects
+        if self.lean:
+            self._stored[key] = zlib.compress(data, 1)
+        return projects
 
     def keep(self, digests: Iterable[str]) -> None:
         wanted = set(digests)
         for key in [k for k in self._shards if k not in wanted]:
             del self._shards[key]
+            self._stored.pop(key, None)
         self._placed = {p for p in self._placed if p[1] in wanted}
 
     def place(self, shard_id: str, key: str) -> None:
@@ -178,12 +201,18 @@ def read_root_at(store: ObjectStore, verifier: Verifier, sequence: int) -> Store
     return stored
 
 
-def parse_shard(data: bytes, expected: str) -> dict[str, ReleasedProject]:
+def parse_shard(data: bytes, expected: str, *, lean: bool = False) -> dict[str, ReleasedProject]:
+    """The entries of a shard from its bytes, checked against the digest `expected`; `lean`: without their dag_ids
+    (see ShardCache)."""
     found = digest(data)
     if found != expected:
         raise UntrustedRelease(f"{keys.shard_key(expected)}: its bytes have sha256 {found[:12]}, not the root's "
                                f"{expected[:12]}", "bad_shard")
     raw = parse_json_object(data, keys.shard_key(expected), ReleaseShard.max_document_bytes)
+    if lean and isinstance(raw.get("projects"), dict):
+        for entry in raw["projects"].values():
+            if isinstance(entry, dict):
+                entry.pop("dag_ids", None)
     return _compact(validate_raw(ReleaseShard, raw, keys.shard_key(expected)).projects)
 
 
@@ -205,17 +234,17 @@ def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dic
     """Every entry of the release, each shard from the cache or fetched (and checked against its digest)."""
     missing = sorted({d for d in root.shards.values() if cache.get(d) is None})
 
-    def fetch(key: str) -> tuple[str, dict[str, ReleasedProject]]:
+    def fetch(key: str) -> tuple[str, bytes]:
         blob = store.get(keys.shard_key(key))
         if blob is None:
             raise UntrustedRelease(f"release {root.sequence} names {keys.shard_key(key)}, which is missing",
                                    "missing_shard")
-        return key, parse_shard(blob.data, key)
+        return key, blob.data
 
     if missing:
         with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(missing))) as pool:
-            for key, fetched in pool.map(fetch, missing):
-                cache.put(key, fetched)
+            for key, data in pool.map(fetch, missing):
+                cache.add(key, data)
     projects: dict[str, ReleasedProject] = {}
     for shard_id, key in sorted(root.shards.items()):
         entries = cache.get(key)

@@ -139,7 +139,7 @@ class Validator:
         sequence, changes = draft.root.sequence, dict(draft.root.changes)
         self.shards.keep(draft.root.shards.values())
         for key, shard in draft.shards.items():
-            self.shards.put(key, releases.parse_shard(shard, key))
+            self.shards.add(key, shard)
         self.on_release(change_event(data, etag, resolved, changes))
         if self.record_history:
             history.record(self.store, sequence, changes)

@@ -99,6 +99,25 @@ def test_a_shard_holding_a_project_of_another_shard_is_refused(store: FakeStore)
         releases.read_release(store, releases.AcceptUnsigned())
 
 
+def test_a_lean_cache_holds_entries_without_dag_ids_and_gives_them_back_in_full(store: FakeStore) -> None:
+    # Given a release of 300 projects, read through a lean cache (a host's) and through a plain one
+    made = release(store, projects(300))
+    lean, plain = releases.ShardCache(lean=True), releases.ShardCache()
+    held = releases.load_shards(store, made.root, lean)
+    assert releases.load_shards(store, made.root, plain) == projects(300)
+    # Then the lean entries are the release's but for their dag_ids, which a host never reads
+    assert held == {n: e.model_copy(update={"dag_ids": []}) for n, e in projects(300).items()}
+    # And every shard's full entries come back byte for byte, for a delta to rebuild the next shard from
+    for key, data in made.shards.items():
+        full = lean.entries(key)
+        assert full == plain.get(key) and full is not None and releases.encode_shard(full) == data
+    # And bytes that are not the digest's are refused, and nothing of them is kept
+    key = next(iter(made.shards))
+    with pytest.raises(releases.UntrustedRelease, match="not the root's"):
+        lean.add(key, made.shards[key].replace(b'"size":10', b'"size":11'))
+    assert lean.entries(key) == plain.get(key)
+
+
 def test_a_root_whose_count_disagrees_with_its_shards_is_refused(store: FakeStore) -> None:
     release(store, projects(3))
     raw = json.loads(store.objects[keys.RELEASE_KEY])
