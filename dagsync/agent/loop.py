@@ -7,6 +7,7 @@ queue costs at most one interval. Waiting is always `Event.wait(timeout)`; signa
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import random
 import signal
@@ -159,9 +160,21 @@ def freeze_long_lived() -> None:
     """Once, after the first full reconcile: what lives as long as the process (modules, botocore's service models,
     the release as first applied) leaves the garbage collector's walks. A full collection walked it all, about 70 ms
     at 10,000 projects every other change (bench/agent_probe.py's gc_seconds; docs/agent.md, "Memory").
-    Collected first, so no garbage is frozen; frozen objects are still freed when their last reference goes."""
+    Collected first, so no garbage is frozen; frozen objects are still freed when their last reference goes. Then the
+    heap pages the cold sync's passing objects left are given back: idle RSS at 10,000 projects 114.7 -> 103.9 MiB."""
     gc.collect()
     gc.freeze()
+    give_back_heap()
+
+
+def give_back_heap() -> None:
+    """Return to the system the heap pages that freed objects left behind (glibc's malloc_trim; nothing where the C
+    library has none)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def run_agent(cfg: AgentConfig, verifier: Verifier) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import threading
 import weakref
@@ -9,12 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from dagsync.agent.config import load_config
 from dagsync.agent.health import Health
 from dagsync.agent.inbox import Inbox
-from dagsync.agent.loop import Agent, QueuePoller, backoff, freeze_long_lived
+from dagsync.agent.loop import Agent, QueuePoller, backoff, freeze_long_lived, give_back_heap
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import SyncResult
 from dagsync.core.models import ChangeEvent
@@ -137,6 +139,21 @@ def test_freezing_leaves_no_garbage_to_the_permanent_generation() -> None:
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_the_heap_freed_objects_leave_behind_goes_back_to_the_system() -> None:
+    # Given 64 MiB of objects big enough for the C heap (not Python's arenas), freed below one that stays
+    if not hasattr(ctypes.CDLL(None), "malloc_trim"):
+        pytest.skip("the C library has no malloc_trim")
+    me = psutil.Process()
+    held = [bytes(1024) + bytes([i % 256]) for i in range(64 * 1024)]
+    pin = bytes(1024) + b"pin"  # above them on the heap: freeing them leaves a hole, not a shorter heap
+    full = me.memory_info().rss
+    del held
+    # When the heap is given back (as freeze_long_lived does after the first full reconcile)
+    give_back_heap()
+    # Then most of those pages left the process
+    assert me.memory_info().rss < full - 32 * 2**20 and pin
 
 
 def test_restart_with_live_projects_on_disk_is_ready_but_degraded_while_syncs_fail(tmp_path: Path) -> None:
