@@ -6,12 +6,13 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from botocore.exceptions import EndpointConnectionError
 
-from dagsync.agent.executor import FETCH_WORKERS
+from dagsync.agent.executor import FETCH_WORKERS, in_order
 from dagsync.agent.state import load_state
 from dagsync.agent.sync import Syncer
 from dagsync.core import keys, serde
@@ -318,3 +319,20 @@ def test_stop_request_finishes_the_current_step_and_flips_nothing_half_done(
     assert 1 <= len(store.downloads) <= FETCH_WORKERS < len(projects)
     assert [p.name for p in dags.iterdir() if p.is_symlink()] == []  # no flip after a stop request
     assert syncer.state.sequence == 0 and list((dags / ".dagsync/staging").iterdir()) == []
+
+
+def test_fetches_are_taken_in_plan_order_with_a_bounded_number_submitted_ahead() -> None:
+    # Given 100 steps, drawn one by one (a cold sync of 10,000 projects once submitted them all at once)
+    drawn: list[int] = []
+
+    def steps() -> Iterator[int]:
+        for i in range(100):
+            drawn.append(i)
+            yield i
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for taken, (step, future) in enumerate(in_order(pool, lambda i: i * i, steps(), 8)):
+            # Then each comes back in order with its own result, and no more than 8 were submitted ahead of it
+            assert step == taken and future.result() == step * step
+            assert len(drawn) <= taken + 8
+    assert drawn == list(range(100))
