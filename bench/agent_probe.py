@@ -11,7 +11,7 @@ The Syncer is the daemon's (dagsync.agent.sync.Syncer with the daemon's settings
 the loop around it is replaced by stdin, so the figures are the cycle's cost and nothing else.
 With BENCH_PROFILE=PREFIX set, each command is profiled with pyinstrument into PREFIX-<n>-<command>.txt;
 BENCH_RETENTION_GRACE sets --retention-grace (default the agent's); BENCH_KEEP_VIEWS the release views kept besides
-the current one (default the agent's, views.KEEP_VIEWS), so a probe reaches in one change the steady state a daemon
+the current one (--keep-views; default the agent's), so a probe reaches in one change the steady state a daemon
 reaches after that many releases, where each new view is repaired from the oldest."""
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 import psutil
 
 from bench.common import SIGNER, client
-from dagsync.agent import views
 from dagsync.agent.loop import freeze_long_lived
 from dagsync.agent.metrics import Metrics
 from dagsync.agent.sync import Settings, Syncer
@@ -71,8 +70,9 @@ def main(argv: list[str]) -> int:
     who = argv[3] if len(argv) > 3 else "dagsync"
     store = S3Store(client("s3", endpoint, who), bucket)
     grace = float(os.environ.get("BENCH_RETENTION_GRACE", Settings.retention_grace))
-    views.KEEP_VIEWS = int(os.environ.get("BENCH_KEEP_VIEWS", views.KEEP_VIEWS))
-    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket, retention_grace=grace),
+    kept = int(os.environ.get("BENCH_KEEP_VIEWS", Settings.keep_views))
+    syncer = Syncer(store, Volume(dags_dir), Settings(host="bench-probe", bucket=bucket, retention_grace=grace,
+                                                      keep_views=kept),
                     Metrics(), threading.Event(), TrustedKeys([SIGNER.public_key]))
     me = psutil.Process()
     gc_clock = GcClock()

@@ -76,6 +76,9 @@ class AgentConfig(BaseSettings):
     listen: str = Field("127.0.0.1:9465", description="health/metrics address HOST:PORT, 0 disables")
     keep_versions: int = Field(2, ge=1,
                                description="store trees kept per project, the live one included")
+    keep_views: int = Field(100, ge=0,
+                            description="release views kept besides the current one, for the DagsyncBundle's tasks "
+                                        "of older runs (each a folder of one link per project)")
     retention_grace: float = Field(3600.0, ge=0, description="seconds a retired tree is kept before deletion")
     digest_every: int = Field(10, ge=1, description="full sha256 check of the store every N full reconciles")
     max_failures: int = Field(0, ge=0, description="exit 1 after N consecutive failed syncs (0: never)")

@@ -50,8 +50,10 @@ class ApplyResult:
 
 
 class Executor:
-    def __init__(self, store: ObjectStore, volume: Volume, metrics: Metrics, stop: threading.Event) -> None:
+    def __init__(self, store: ObjectStore, volume: Volume, metrics: Metrics, stop: threading.Event, *,
+                 keep_views: int) -> None:
         self.store = store
+        self.keep_views = keep_views  # old release views kept: once there are that many, the oldest is recycled
         self.volume = volume
         self.metrics = metrics
         self.stop = stop
@@ -110,7 +112,8 @@ class Executor:
     def _write_view(self, sequence: int, trees: Mapping[str, str], fetched: list[str], result: ApplyResult) -> None:
         """The release view, once every tree it names is in the store; then `current` flips to it (one rename)."""
         try:
-            views.write_view(self.volume, sequence, trees, verify=fetched)  # the scan saw the others in the store
+            # the scan saw the others in the store
+            views.write_view(self.volume, sequence, trees, verify=fetched, recycle_at=self.keep_views)
         except views.TreesMissing as exc:
             logs.warning("release view not written: trees missing", sequence=sequence, projects=exc.projects)
             return

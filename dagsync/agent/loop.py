@@ -45,6 +45,7 @@ def make_syncer(cfg: AgentConfig, metrics: Metrics, stop: threading.Event, *, wr
         host=cfg.host,
         bucket=cfg.bucket,
         keep_versions=cfg.keep_versions,
+        keep_views=cfg.keep_views,
         retention_grace=cfg.retention_grace,
         digest_every=cfg.digest_every,
         write_status=write_status,

@@ -18,8 +18,9 @@ from .volume import Volume
 
 
 class Retention:
-    def __init__(self, volume: Volume, executor: Executor, keep: int, grace: float) -> None:
+    def __init__(self, volume: Volume, executor: Executor, keep: int, grace: float, *, keep_views: int) -> None:
         self.volume, self.executor, self.keep, self.grace = volume, executor, keep, grace
+        self.keep_views = keep_views
 
     def run(self, state: AgentState, *, deep: bool) -> int:
         """Trees removed. Under the volume lock, taken without waiting: a bundle materializing a release holds it,
@@ -53,9 +54,10 @@ class Retention:
         return plan_retention(history, keep=keep, grace=self.grace, now=time.time())
 
     def _old_views(self, current: int | None, deep: bool) -> list[int]:
-        """Views to remove: beyond views.KEEP_VIEWS, oldest first, and (`deep`) those naming a tree that left the
-        store. A view is written only once every tree it names is in the store, so it can only break when a tree
-        leaves: only then (and on deep cycles) is every view read, a readlink per project per view."""
+        """Views to remove: beyond `keep_views` besides the current one, oldest first, and (`deep`) those naming a
+        tree that left the store. A view is written only once every tree it names is in the store, so it can only
+        break when a tree leaves: only then (and on deep cycles) is every view read, a readlink per project per
+        view."""
         known: dict[int, dict[str, str]] = {}
         for sequence in views.list_views(self.volume):
             try:
@@ -63,4 +65,4 @@ class Retention:
             except OSError:
                 continue
         present = {(p, t) for p, trees in self.volume.list_trees().items() for t in trees} if deep else set()
-        return plan_view_retention(known, present=present, current=current, keep=views.KEEP_VIEWS)
+        return plan_view_retention(known, present=present, current=current, keep=self.keep_views)

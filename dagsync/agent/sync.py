@@ -47,6 +47,7 @@ class Settings:
     host: str
     bucket: str = ""  # where releases come from: a chain is followed only within the bucket it came from
     keep_versions: int = _default("keep_versions")
+    keep_views: int = _default("keep_views")
     retention_grace: float = _default("retention_grace")
     digest_every: int = _default("digest_every")
     write_status: bool = True
@@ -73,8 +74,9 @@ class Syncer:
         self.settings = settings
         self.metrics = metrics
         self.stop = stop
-        self.executor = Executor(store, volume, metrics, stop)
-        self.retention = Retention(volume, self.executor, settings.keep_versions, settings.retention_grace)
+        self.executor = Executor(store, volume, metrics, stop, keep_views=settings.keep_views)
+        self.retention = Retention(volume, self.executor, settings.keep_versions, settings.retention_grace,
+                                   keep_views=settings.keep_views)
         self.watch = Watch()  # what changed on the volume since the last look (inotify)
         self.reader = VolumeReader(volume, self.watch)
         # watch.seen right after the last scan that found nothing to do and watched everything: while it holds, a

@@ -25,9 +25,6 @@ from .volume import TMP_PREFIX, Volume
 
 VIEWS = "views"
 CURRENT = "current"
-# Views kept besides the current one (each is a folder of links: a few bytes per project). A worker asking for an
-# older release reads its root and shards from the bucket instead (docs/airflow.md).
-KEEP_VIEWS = 100
 
 
 def views_dir(volume: Volume) -> Path:
@@ -108,10 +105,13 @@ class TreesMissing(FileNotFoundError):
         self.projects = projects
 
 
-def write_view(volume: Volume, sequence: int, trees: Mapping[str, str], verify: Collection[str] | None = None) -> None:
+def write_view(volume: Volume, sequence: int, trees: Mapping[str, str], verify: Collection[str] | None = None, *,
+               recycle_at: int | None = None) -> None:
     """Make views/<sequence> hold exactly these links (a new view is built aside and renamed in; an existing one
     is repaired link by link), then point `current` at it with one rename. Every tree must be in the store:
-    `verify` names the projects whose tree is checked (None: all; the caller saw the others there)."""
+    `verify` names the projects whose tree is checked (None: all; the caller saw the others there). `recycle_at`:
+    the old views the agent keeps (--keep-views); once there are that many, the oldest is repaired into the new
+    view instead (None: never)."""
     missing = volume.missing_trees(trees if verify is None else {p: trees[p] for p in verify if p in trees})
     if missing:
         raise TreesMissing(f"view {sequence}: trees not in the store: {', '.join(missing)}", missing)
@@ -123,7 +123,7 @@ def write_view(volume: Volume, sequence: int, trees: Mapping[str, str], verify: 
         fsync_dir(path)
     else:
         tmp = volume.staging / f"view-{sequence}-{uuid.uuid4().hex[:8]}"
-        if _recycle(volume, tmp):
+        if recycle_at is not None and _recycle(volume, tmp, recycle_at):
             repair_links(tmp, wanted)
         else:
             tmp.mkdir(mode=0o755)
@@ -136,15 +136,15 @@ def write_view(volume: Volume, sequence: int, trees: Mapping[str, str], verify: 
     flip_current(volume, sequence)
 
 
-def _recycle(volume: Volume, tmp: Path) -> bool:
+def _recycle(volume: Volume, tmp: Path, keep: int) -> bool:
     """Move the view that retention would remove next to `tmp`, to be repaired into the new one: at 10,000 projects
     a new folder of links costs a second, a repair costs the links that changed (and a readlink each). Only once
-    KEEP_VIEWS views besides the current one are kept, so no view goes earlier than it would have; under the volume
+    `keep` views besides the current one are kept, so no view goes earlier than it would have; under the volume
     lock (tried once), as retention's removals, so no task is reading it (materialize.local_trees). False: make a
     new one."""
     current = current_sequence(volume)
     spare = [s for s in list_views(volume) if s != current]
-    if not spare or len(spare) < KEEP_VIEWS:
+    if not spare or len(spare) < keep:
         return False
     with holds.volume_lock(volume, timeout=0) as locked:
         if not locked:

@@ -136,12 +136,11 @@ def test_retention_waits_while_a_task_is_materializing_a_release(
     assert not volume.tree_path("alpha", r1.projects["alpha"].tree_name).exists()
 
 
-def two_views_kept_with_a_keep_of_one(publish: Callable, make_syncer: Callable[..., Syncer], dags: Path,
-                                      monkeypatch: Any) -> tuple[Syncer, Volume]:
+def two_views_kept_with_a_keep_of_one(publish: Callable, make_syncer: Callable[..., Syncer],
+                                      dags: Path) -> tuple[Syncer, Volume]:
     """Releases 1 and 2 applied by an agent that keeps one view besides the current one: the next view recycles."""
-    monkeypatch.setattr(views, "KEEP_VIEWS", 1)
     publish(A1, sequence=1)
-    syncer = make_syncer(retention_grace=3600.0)
+    syncer = make_syncer(retention_grace=3600.0, keep_views=1)
     syncer.sync(full=True)
     publish({**A1, "alpha": ("2.0", {"dag_a.py": "a = 2\n"})}, sequence=2)
     syncer.sync(full=False)
@@ -151,10 +150,10 @@ def two_views_kept_with_a_keep_of_one(publish: Callable, make_syncer: Callable[.
 
 
 def test_once_enough_views_are_kept_the_oldest_is_repaired_into_the_new_one_not_rebuilt(
-    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path, monkeypatch: Any
+    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path
 ) -> None:
     # Given an agent that keeps one view besides the current one, and releases 1 and 2 applied
-    syncer, volume = two_views_kept_with_a_keep_of_one(publish, make_syncer, dags, monkeypatch)
+    syncer, volume = two_views_kept_with_a_keep_of_one(publish, make_syncer, dags)
     folder, lib_link = os.stat(dags / ".dagsync/views/1").st_ino, os.lstat(dags / ".dagsync/views/1/lib").st_ino
     # When release 3 changes alpha again
     r3 = publish({**A1, "alpha": ("3.0", {"dag_a.py": "a = 3\n"})}, sequence=3)
@@ -169,10 +168,10 @@ def test_once_enough_views_are_kept_the_oldest_is_repaired_into_the_new_one_not_
 
 
 def test_a_view_is_not_recycled_while_a_task_holds_the_volume_lock(
-    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path, monkeypatch: Any
+    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path
 ) -> None:
     # Given two views kept with a keep of one, and a task materializing a release (the volume lock held)
-    syncer, volume = two_views_kept_with_a_keep_of_one(publish, make_syncer, dags, monkeypatch)
+    syncer, volume = two_views_kept_with_a_keep_of_one(publish, make_syncer, dags)
     r1_lib = views.read_view(dags / ".dagsync/views/1")
     r3 = publish({**A1, "alpha": ("3.0", {"dag_a.py": "a = 3\n"})}, sequence=3)
     with holds.volume_lock(volume, timeout=None) as locked:
@@ -294,3 +293,19 @@ def test_a_hold_ends_with_a_task_killed_by_sigkill(dags: Path) -> None:
     finally:
         task.kill()
         task.wait()
+
+
+def test_keep_views_bounds_the_old_views_a_host_keeps(
+    publish: Callable, make_syncer: Callable[..., Syncer], dags: Path
+) -> None:
+    # Given an agent told to keep no view besides the current one (--keep-views 0), and releases 1 and 2 applied
+    publish(A1, sequence=1)
+    syncer = make_syncer(retention_grace=3600.0, keep_views=0)
+    syncer.sync(full=True)
+    r2 = publish({**A1, "alpha": ("2.0", {"dag_a.py": "a = 2\n"})}, sequence=2)
+    syncer.sync(full=False)
+    # When the next full reconcile runs retention
+    syncer.sync(full=True)
+    # Then only the current view is left, and it is release 2's
+    volume = Volume(dags)
+    assert views.list_views(volume) == [2] and views.current_view(volume) == (2, trees(r2))
