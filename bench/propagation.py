@@ -41,6 +41,10 @@ from dagsync.local.stack import EventSourceRunner, default_hosts, provision, wri
 from dagsync.publish.publisher import promote, publish
 
 PROJECTS = 10
+# The agents keep one old release view (--keep-views): the steady state of a host that has applied more releases than
+# it keeps views, where each new view is repaired from the oldest (a young host builds each new view whole: at 10,000
+# projects about a second a change, until it has as many as it keeps).
+KEEP_VIEWS = 1
 _pause = threading.Event().wait
 
 
@@ -71,7 +75,8 @@ class Stack:
         self.server.stop()
 
 
-def start_agents(stack: Stack, work: Path) -> tuple[dict[str, Path], list[subprocess.Popen[bytes]]]:
+def start_agents(stack: Stack, work: Path, keep_views: int = KEEP_VIEWS) -> tuple[
+        dict[str, Path], list[subprocess.Popen[bytes]]]:
     dirs: dict[str, Path] = {}
     procs: list[subprocess.Popen[bytes]] = []
     # The validator signs with the stack's key in moto's KMS, as under `dagsync local up`: agents pin its public key.
@@ -82,7 +87,8 @@ def start_agents(stack: Stack, work: Path) -> tuple[dict[str, Path], list[subpro
         dirs[host] = dags
         cmd = [str(AGENT), "run", "--dags-dir", str(dags), "--bucket", constants.LOCAL_BUCKET,
                "--endpoint-url", stack.server.endpoint_url, "--queue-url", stack.info["host_queues"][host],
-               "--host", host, "--listen", "0", "--log-level", "warning", "--trusted-keys", str(trusted)]
+               "--host", host, "--listen", "0", "--log-level", "warning", "--trusted-keys", str(trusted),
+               "--keep-views", str(keep_views)]
         log = open(work / f"{host}.log", "w")  # noqa: SIM115 - owned by the child
         procs.append(subprocess.Popen(cmd, env=tool_env("agent"), stdout=log, stderr=subprocess.STDOUT))
     return dirs, procs
@@ -113,7 +119,8 @@ def wait_all(dirs: dict[str, Path], project: str, sha12: str, written: float,
     return arrived
 
 
-def run(agents: int, changes: int, work: Path, seed: int = 7, projects: int = PROJECTS) -> dict[str, Any]:
+def run(agents: int, changes: int, work: Path, seed: int = 7, projects: int = PROJECTS,
+        keep_views: int = KEEP_VIEWS) -> dict[str, Any]:
     stack = Stack(agents)
     stack.start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -139,7 +146,7 @@ def run(agents: int, changes: int, work: Path, seed: int = 7, projects: int = PR
                 shas[(name, version)] = publish(store, name, version, folder, published_by="bench").sha256
             promote(store, name, "1.0.0")
             if i == 0:
-                dirs, procs = start_agents(stack, work)
+                dirs, procs = start_agents(stack, work, keep_views)
         for name in names:  # a cold sync of every project first: about 25 ms a project on 2 cores
             wait_all(dirs, name, shas[(name, "1.0.0")][:12], time.perf_counter(), timeout=120 + projects * 0.1)
         print(f"{agents} agent(s) up, {projects} projects live; {changes} changes to {PROJECTS} of them", flush=True)
@@ -175,6 +182,7 @@ def run(agents: int, changes: int, work: Path, seed: int = 7, projects: int = PR
                   for who in ("publisher", "validator", "agent")}
     return {
         "agents": agents, "changes": changes, "projects": projects, "changed_projects": PROJECTS,
+        "keep_views": keep_views,
         "all_hosts_seconds": describe(latencies), "per_host_seconds": describe(per_host),
         "latencies": latencies, "per_host": per_host, "agents_alive_at_end": all(alive),
         "requests_per_change": per_change,
@@ -190,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--projects", type=int, nargs="+", default=[PROJECTS],
                         help=f"projects in the bucket (at least {PROJECTS}); several: one run each, side by side")
+    parser.add_argument("--keep-views", type=int, default=KEEP_VIEWS,
+                        help="the agents' --keep-views (default %(default)s: the steady state, see KEEP_VIEWS)")
     parser.add_argument("--out", default="propagation")
     args = parser.parse_args(argv)
     if min(args.projects) < PROJECTS:
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for projects in args.projects:
         work = Path(tempfile.mkdtemp(prefix="dagsync-bench-prop-"))
         try:
-            results.append(run(args.agents, args.changes, work, projects=projects))
+            results.append(run(args.agents, args.changes, work, projects=projects, keep_views=args.keep_views))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         s = results[-1]["all_hosts_seconds"]
