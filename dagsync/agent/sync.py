@@ -145,7 +145,11 @@ class Syncer:
         return self._hold(stored.root, projects, stored.etag), True
 
     def _hold(self, root: ReleaseRoot, projects: dict[str, ReleasedProject], etag: str | None) -> Release:
+        """Keep a verified release as the one held. Its root is kept without `changes`, which the agent never reads
+        (a delta builds on the held root's sequence, chain and shards, and checks the next root's own changes) and
+        which list every project in the first release of a chain: 10,000 names and versions held for nothing."""
         self.shards.keep(root.shards.values())
+        root = root.model_copy(update={"changes": {}})
         self.release, self.root, self.etag = releases.assemble(root, projects), root, etag
         return self.release
 
