@@ -128,14 +128,12 @@ class ShardCache:
         stored = self._stored.get(key)
         return parse_shard(zlib.decompress(stored), key) if stored is not None else None
 
-    def add(self, key: str, data: bytes) -> dict[str, ReleasedProject]:
-        """Parse shard `key` from its bytes (UntrustedRelease when they are not the ones the digest names) and keep
-        it; returns its entries as `get` will."""
-        projects = parse_shard(data, key, lean=self.lean)
-        self._shards[key] = projects
+    def add(self, key: str, data: bytes) -> None:
+        """Parse shard `key` from its bytes and keep it (UntrustedRelease when they are not the ones the digest
+        names: nothing is kept)."""
+        self._shards[key] = parse_shard(data, key, lean=self.lean)
         if self.lean:
             self._stored[key] = zlib.compress(data, 1)
-        return projects
 
     def keep(self, digests: Iterable[str]) -> None:
         wanted = set(digests)
