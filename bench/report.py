@@ -371,10 +371,8 @@ def _propagation_scale(doc: Doc, res: dict[str, Any], command: str) -> None:
             "`bench/propagation.py --projects`: the same stack and the same 10 changing projects as above, with the "
             "other projects loaded into the bucket first, released by the stack's own validator and cold-synced by "
             "the agent before the clock starts. "
-            + (f"The agents keep {rows[0]['keep_views']} old release view(s) (`--keep-views`): the steady state of a "
-               "host that has applied more releases than it keeps, where each new view is repaired from the oldest."
-               if "keep_views" in rows[0] else "The agents keep their default 100 release views, so at this length "
-               "every change builds a new view whole (a young host)."), "",
+            f"The agents keep {rows[0]['keep_views']} old release view(s) (`--keep-views`): the steady state of a "
+            "host that has applied more releases than it keeps, where each new view is repaired from the oldest.", "",
             "| projects | changes | p50 | p95 | p99 | max | agent requests per change "
             "| validator requests per change |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |")

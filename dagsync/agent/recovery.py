@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dagsync.core.archive import write_atomic
+
 from . import logs, views
 from .scan import adopt_tree
-from .state import AgentState, StateCorrupt, dump_state, load_state, save_state
+from .state import AgentState, StateCorrupt, dump_state, load_state
 from .volume import Volume
 
 
@@ -59,7 +61,7 @@ def recover(volume: Volume) -> Recovery:
         state, why = None, f"state.json corrupt: {exc}"
     if state is None:
         state = rebuild_state(volume)
-        save_state(volume.state_path, dump_state(state))
+        write_atomic(volume.state_path, dump_state(state))
         if why == "state.json missing" and not (state.links or state.trees):
             why = None  # a fresh volume, nothing to recover
     out = Recovery(state=state, staging_removed=removed, temp_links_removed=temp_links, state_rebuilt=why)

@@ -15,7 +15,6 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
-from dagsync.core.archive import write_atomic
 from dagsync.core.models import Chain
 
 # (relative path, size, mtime_ns) of every file in a tree: the cheap per-cycle drift check.
@@ -97,11 +96,5 @@ def load_state(path: Path) -> AgentState | None:
 
 
 def dump_state(state: AgentState) -> bytes:
-    """state.json's bytes."""
+    """state.json's bytes, written with dagsync.core.archive.write_atomic (a reader sees the old file or the new)."""
     return state.model_dump_json(indent=1).encode()
-
-
-def save_state(path: Path, data: bytes) -> None:
-    """Write the state's bytes (dump_state): temp, fsync, os.replace, fsync the folder; a reader sees the old file or
-    the new one."""
-    write_atomic(path, data)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dagsync.core import delta, keys, releases, serde
+from dagsync.core.archive import write_atomic
 from dagsync.core.documents import JSON
 from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject, ReleaseRoot, utcnow
 from dagsync.core.store import NotModified, ObjectStore
@@ -27,7 +28,7 @@ from .reader import VolumeReader
 from .recovery import recover
 from .retention import Retention
 from .scan import Check, scan
-from .state import AgentState, dump_state, save_state
+from .state import AgentState, dump_state
 from .volume import Volume
 from .watch import Watch
 
@@ -338,7 +339,7 @@ class Syncer:
         data = dump_state(self.state)  # once: its fingerprint says whether it changed, and it is what is written
         saved = _fingerprint(data)
         if saved != self._saved:
-            save_state(self.volume.state_path, data)
+            write_atomic(self.volume.state_path, data)
             self._saved = saved
 
     def _report(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dagsync.agent.state import AgentState, TreeRecord, dump_state, listing_digest, load_state, save_state
+from dagsync.agent.state import AgentState, TreeRecord, dump_state, listing_digest, load_state
+from dagsync.core.archive import write_atomic
 
 
 def test_state_round_trips(tmp_path: Path) -> None:
     state = AgentState(sequence=3, highest_sequence=3, links={"sales": "1.0-abc"},
                        trees={"sales": {"1.0-abc": TreeRecord(version="1.0", listing=[("dag.py", 10, 5)])}})
-    save_state(tmp_path / "state.json", dump_state(state))
+    write_atomic(tmp_path / "state.json", dump_state(state))
     assert load_state(tmp_path / "state.json") == state
 
 
