@@ -25,7 +25,7 @@ from dagsync.core import keys
 from dagsync.core.archive import build_archive, iter_members
 from dagsync.core.dagcheck import inspect_members
 from dagsync.core.models import Catalog, CatalogEntry, Manifest, utcnow
-from dagsync.core.serde import dump_yaml
+from dagsync.core.serde import dump_yaml, dump_yaml_json
 from dagsync.core.store import S3Store
 
 FILES_PER_PROJECT = 10
@@ -118,7 +118,8 @@ def put_dagsync(put: Put, b: Built, catalog: Catalog | None = None) -> None:
 def put_manifest(s3: Any, bucket: str, versions: dict[str, str]) -> None:
     """manifest.yaml naming `versions` (project -> version), written over HTTP like a publisher's."""
     manifest = Manifest(projects=dict(sorted(versions.items())))
-    s3.put_object(Bucket=bucket, Key=keys.MANIFEST_KEY, Body=dump_yaml(manifest), ContentType="application/yaml")
+    s3.put_object(Bucket=bucket, Key=keys.MANIFEST_KEY, Body=dump_yaml_json(manifest),
+                  ContentType="application/yaml")
 
 
 @dataclass

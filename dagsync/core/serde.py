@@ -77,7 +77,32 @@ def _refuse_aliases(text: str, what: str) -> None:
             depth -= 1
 
 
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DocumentError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise DocumentError(f"{name} is not a YAML value; quote it")
+
+
+def _load_json_form(text: str) -> Any:
+    """A YAML document written in its JSON form (every JSON document is YAML, and reads the same: strings are
+    quoted, so nothing is resolved as YAML 1.1 would): the JSON parser, about 40x libyaml's speed on a 10,000-project
+    manifest. None: not JSON after all, so YAML reads it (and names what is wrong)."""
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        return None
+
+
 def _load_yaml(text: str, what: str) -> Any:
+    if text.lstrip().startswith("{") and (raw := _load_json_form(text)) is not None:
+        return raw
     if _CSafeLoader is None:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
     _refuse_aliases(text, what)
@@ -135,6 +160,12 @@ def load_yaml(model: type[M], data: bytes, what: str) -> M:
 
 def dump_yaml(model: BaseModel) -> bytes:
     return yaml.dump(model.model_dump(mode="json"), Dumper=_CSafeDumper, sort_keys=False).encode()
+
+
+def dump_yaml_json(model: BaseModel) -> bytes:
+    """YAML in its JSON form, one key a line: what the publisher writes for a document that grows with the number
+    of projects (the manifest), so that every read of it takes the JSON parser's path (`_load_json_form`)."""
+    return json.dumps(model.model_dump(mode="json"), indent=1, ensure_ascii=False).encode() + b"\n"
 
 
 def load_json(model: type[M], data: bytes, what: str) -> M:

@@ -14,7 +14,7 @@ from dagsync.core import keys, releases
 from dagsync.core.archive import BuiltArchive
 from dagsync.core.documents import YAML, read_catalog, update
 from dagsync.core.models import Catalog, CatalogEntry, Manifest, ProjectName, Publisher, Version, utcnow
-from dagsync.core.serde import DocumentError, dump_yaml, load_yaml
+from dagsync.core.serde import DocumentError, dump_yaml, dump_yaml_json, load_yaml
 from dagsync.core.store import Blob, ObjectStore, PreconditionFailed
 from dagsync.publish import provenance
 from dagsync.publish.change import ManifestChange
@@ -171,7 +171,7 @@ def _change_manifest(store: ObjectStore, project: str, version: str | None, *, a
         changed = True
         manifest = Manifest(projects=dict(sorted(projects.items())), allow_empty=not projects,
                             written_by=publisher or provenance.current(), written_at=utcnow())
-        return dump_yaml(manifest)
+        return dump_yaml_json(manifest)
 
     etag = update(store, keys.MANIFEST_KEY, change, content_type=YAML)
     return ManifestChange(project, version, previous, etag, changed, before)
