@@ -78,13 +78,14 @@ def plan(release: Release, local: LocalView, only: Collection[str] | None = None
                 f"not in release.json (sequence {release.sequence}): {', '.join(missing)}; "
                 f"it has: {', '.join(sorted(release.projects)) or 'no projects'}"
             )
+    trees = {p: e.tree_name for p, e in release.projects.items()}  # once each: 10,000 of them a cycle
     wanted = {p: e for p, e in release.projects.items() if only is None or p in only}
     fetch: list[Fetch] = []
     link: list[Link] = []
     touch: list[Link] = []
     blocked: list[str] = []
     for project, entry in sorted(wanted.items()):
-        tree = entry.tree_name
+        tree = trees[project]
         present = tree in local.trees.get(project, ())
         if not present:
             fetch.append(Fetch(project, entry))  # a blocked name is still fetched: the release view needs it
@@ -96,7 +97,6 @@ def plan(release: Release, local: LocalView, only: Collection[str] | None = None
         if relink or (only is None and local.view_trees.get(project) != tree):
             touch.append(Link(project, tree))
     view = None
-    trees = {p: e.tree_name for p, e in release.projects.items()}
     if only is None and (local.view != release.sequence or dict(local.view_trees) != trees):
         view = View(release.sequence, trees)
     unlink = () if only is not None else tuple(sorted(p for p in local.links if p not in wanted))
