@@ -92,8 +92,8 @@ def _refuse_constant(name: str) -> Any:
 
 def _load_json_form(text: str) -> Any:
     """A YAML document written in its JSON form (every JSON document is YAML, and reads the same: strings are
-    quoted, so nothing is resolved as YAML 1.1 would): the JSON parser, about 40x libyaml's speed on a 10,000-project
-    manifest. None: not JSON after all, so YAML reads it (and names what is wrong)."""
+    quoted, so nothing is resolved as YAML 1.1 would): the JSON parser, 4 ms where libyaml takes 130 on a
+    10,000-project manifest. None: not JSON after all, so YAML reads it (and names what is wrong)."""
     try:
         return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
     except json.JSONDecodeError:
