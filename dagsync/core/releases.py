@@ -275,9 +275,12 @@ def changes_between(before: Mapping[str, ReleasedProject], after: Mapping[str, R
         str, str | None]:
     """project -> its new version (None: retired) for every project whose entry differs. An entry carried over (the
     same object) is the same without comparing it field by field: 40 ms fewer at 10,000 projects."""
-    names = set(before) | set(after)
-    return {n: (after[n].version if n in after else None) for n in sorted(names)
-            if before.get(n) is not after.get(n) and before.get(n) != after.get(n)}
+    changes: dict[str, str | None] = {}
+    for name in set(before) | set(after):
+        old, new = before.get(name), after.get(name)
+        if old is not new and old != new:
+            changes[name] = new.version if new is not None else None
+    return dict(sorted(changes.items()))  # sorted as the root lists them: only what changed
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from dagsync.core import history, keys, releases
 from dagsync.core.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, iter_members
-from dagsync.core.dagcheck import inspect_members
+from dagsync.core.dagcheck import duplicate_dag_ids, inspect_members
 from dagsync.core.documents import JSON, read_catalog, read_rejection
 from dagsync.core.models import Catalog, ChangeEvent, Manifest, ManifestWrite, Rejection, ReleasedProject, utcnow
 from dagsync.core.serde import DocumentError, canonical, dump_json, load_yaml
@@ -157,7 +157,7 @@ class Validator:
         except DocumentError as exc:
             return None, {}, [str(exc)]
         resolved, errors = self._resolve(manifest, current)
-        return manifest, resolved, errors + duplicate_dag_ids(resolved)
+        return manifest, resolved, errors + duplicate_dag_ids({p: e.dag_ids for p, e in resolved.items()})
 
     def _resolve(self, manifest: Manifest, current: dict[str, ReleasedProject]) -> tuple[
             dict[str, ReleasedProject], list[str]]:
@@ -261,22 +261,6 @@ def _read_rejection(store: ObjectStore) -> Rejection | None:
 
 class ResolveError(ValueError):
     pass
-
-
-def duplicate_dag_ids(projects: dict[str, ReleasedProject]) -> list[str]:
-    """One message per dag_id that more than one project declares. One dict insert per dag_id: at 10,000 projects
-    of ten DAGs, 10 ms where grouping every dag_id and sorting them all took 300."""
-    first: dict[str, str] = {}
-    clashes: dict[str, set[str]] = {}
-    for name, project in projects.items():
-        for dag_id in project.dag_ids:
-            owner = first.setdefault(dag_id, name)
-            if owner != name:
-                clashes.setdefault(dag_id, {owner}).add(name)
-    return [
-        f"dag_id {dag_id!r} is declared by more than one live project: {', '.join(sorted(names))}"
-        for dag_id, names in sorted(clashes.items())
-    ]
 
 
 def change_event(root: bytes, etag: str, projects: dict[str, ReleasedProject],

@@ -15,7 +15,7 @@ from typing import Any
 
 from dagsync.core import keys
 from dagsync.core.archive import DEFAULT_LIMITS, UnsafeArchive, iter_members
-from dagsync.core.dagcheck import inspect_members
+from dagsync.core.dagcheck import duplicate_dag_ids, inspect_members
 from dagsync.core.documents import read_catalog, read_manifest, read_release
 from dagsync.core.history import live_before, read_history
 from dagsync.core.models import Manifest, Publisher
@@ -173,7 +173,7 @@ def _validate_manifest(path: Path, store: ObjectStore | None) -> Validation:
     result.details = {"projects": dict(manifest.projects), "checked_against_bucket": store is not None}
     if store is None:
         return result
-    owners: dict[str, list[str]] = {}
+    declared: dict[str, list[str]] = {}
     for project, version in manifest.projects.items():
         try:
             catalog = read_catalog(store, project)
@@ -184,10 +184,6 @@ def _validate_manifest(path: Path, store: ObjectStore | None) -> Validation:
         if entry is None:
             result.errors.append(f"{project} {version}: not in {keys.catalog_key(project)}")
             continue
-        for dag_id in entry.dag_ids:
-            owners.setdefault(dag_id, []).append(project)
-    result.errors.extend(
-        f"dag_id {d!r} is declared by more than one live project: {', '.join(sorted(p))}"
-        for d, p in sorted(owners.items()) if len(p) > 1
-    )
+        declared[project] = entry.dag_ids
+    result.errors.extend(duplicate_dag_ids(declared))
     return result

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dagsync.core import keys
+from dagsync.core.dagcheck import duplicate_dag_ids
 from dagsync.core.documents import read_rejection, read_release
-from dagsync.core.models import ReleasedProject
-from dagsync.gate.validator import duplicate_dag_ids
 from dagsync.publish.publisher import promote, publish
 from tests.support.gate import Recorder, baseline, set_manifest
 from tests.support.projects import EXAMPLES
@@ -110,12 +109,8 @@ def test_a_release_written_meanwhile_makes_the_run_start_over(store: FakeStore, 
 
 
 def test_a_dag_id_declared_by_three_projects_is_one_problem_naming_all_three() -> None:
-    def declaring(*dag_ids: str) -> ReleasedProject:
-        return ReleasedProject(version="1", archive_key="projects/x/1/dags.tar.gz", sha256="a" * 64, size=1, files=1,
-                               uncompressed_size=1, dag_ids=list(dag_ids))
-
-    projects = {"sales": declaring("daily", "shared"), "ops": declaring("shared", "ops_only"),
-                "finance": declaring("shared", "daily"), "alone": declaring("alone_dag")}
+    projects = {"sales": ["daily", "shared"], "ops": ["shared", "ops_only"], "finance": ["shared", "daily"],
+                "alone": ["alone_dag"]}
     assert duplicate_dag_ids(projects) == [
         "dag_id 'daily' is declared by more than one live project: finance, sales",
         "dag_id 'shared' is declared by more than one live project: finance, ops, sales",
