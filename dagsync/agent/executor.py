@@ -54,6 +54,7 @@ class Executor:
                  keep_views: int) -> None:
         self.store = store
         self.keep_views = keep_views  # old release views kept: once there are that many, the oldest is recycled
+        self.view_log = views.ViewLog()  # what is known of the views written, to recycle one by what changed
         self.volume = volume
         self.metrics = metrics
         self.stop = stop
@@ -113,7 +114,8 @@ class Executor:
         """The release view, once every tree it names is in the store; then `current` flips to it (one rename)."""
         try:
             # the scan saw the others in the store
-            views.write_view(self.volume, sequence, trees, verify=fetched, recycle_at=self.keep_views)
+            views.write_view(self.volume, sequence, trees, verify=fetched, recycle_at=self.keep_views,
+                             log=self.view_log)
         except views.TreesMissing as exc:
             logs.warning("release view not written: trees missing", sequence=sequence, projects=exc.projects)
             return

@@ -67,8 +67,13 @@ class UnknownProject(LookupError):
     """A project asked for by name is not in the release."""
 
 
-def plan(release: Release, local: LocalView, only: Collection[str] | None = None) -> Plan:
-    """Make the folder match the release. With `only`, touch just those projects and remove nothing."""
+def plan(release: Release, local: LocalView, only: Collection[str] | None = None,
+         changed: Collection[str] | None = None) -> Plan:
+    """Make the folder match the release. With `only`, touch just those projects and remove nothing.
+
+    With `changed` (an event cycle on a volume known to hold the release before, its view current: sync.py),
+    `local` describes only the projects the release changed, and only they are compared; every other project is
+    taken as it is, and the release view is the current one (`local.view_trees`, every project) with the changes."""
     if release.sequence < local.sequence:
         return Plan(sequence=release.sequence, stale=True)
     if only is not None:
@@ -78,8 +83,9 @@ def plan(release: Release, local: LocalView, only: Collection[str] | None = None
                 f"not in release.json (sequence {release.sequence}): {', '.join(missing)}; "
                 f"it has: {', '.join(sorted(release.projects)) or 'no projects'}"
             )
-    trees = {p: e.tree_name for p, e in release.projects.items()}  # once each: 10,000 of them a cycle
-    wanted = {p: e for p, e in release.projects.items() if only is None or p in only}
+    trees = _trees(release, local, changed)
+    names = only if only is not None else changed
+    wanted = release.projects if names is None else {p: release.projects[p] for p in names if p in release.projects}
     fetch: list[Fetch] = []
     link: list[Link] = []
     touch: list[Link] = []
@@ -97,11 +103,27 @@ def plan(release: Release, local: LocalView, only: Collection[str] | None = None
         if relink or (only is None and local.view_trees.get(project) != tree):
             touch.append(Link(project, tree))
     view = None
-    if only is None and (local.view != release.sequence or dict(local.view_trees) != trees):
+    if only is None and (local.view != release.sequence or (changed is None and dict(local.view_trees) != trees)):
         view = View(release.sequence, trees)
-    unlink = () if only is not None else tuple(sorted(p for p in local.links if p not in wanted))
+    unlink = () if only is not None else tuple(sorted(p for p in local.links if p not in release.projects))
     return Plan(sequence=release.sequence, fetch=tuple(fetch), touch=tuple(touch), view=view, link=tuple(link),
                 unlink=unlink, blocked=tuple(blocked))
+
+
+def _trees(release: Release, local: LocalView, changed: Collection[str] | None) -> dict[str, str]:
+    """project -> tree of every project of the release: each entry's tree name once (10,000 of them: ~20 ms), or
+    only the changed ones' on top of the current view's."""
+    if changed is not None:
+        trees = dict(local.view_trees)
+        for project in changed:
+            entry = release.projects.get(project)
+            if entry is None:
+                trees.pop(project, None)
+            else:
+                trees[project] = entry.tree_name
+        if len(trees) == len(release.projects):
+            return trees
+    return {p: e.tree_name for p, e in release.projects.items()}
 
 
 def plan_retention(

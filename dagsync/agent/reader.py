@@ -25,6 +25,7 @@ class VolumeReader:
         self._folders: dict[str, dict[str, object]] = {}
         self.store = os.fspath(volume.store)
         self.views = os.fspath(views.views_dir(volume))
+        self._views: set[str] = set()  # the view folders read or seeded: one is current, the others are let go
 
     def _read(self, folder: str, one: Callable[[str], V | None], whole: bool) -> tuple[dict[str, V], bool]:
         """The folder's entries (name -> what `one` says of it; None: left out), and whether any was read again."""
@@ -88,7 +89,9 @@ class VolumeReader:
         folder = os.fspath(views.view_path(self.volume, sequence))
         if folder in self._folders or not self.watch.available:
             return
-        if self.watch.take(folder) is None and self.watch.watching(folder):
+        names = self.watch.take(folder)
+        self._views.add(folder)
+        if names is None and self.watch.watching(folder):
             self._folders[folder] = dict(trees)
 
     def current_view(self, whole: bool = False) -> tuple[int, dict[str, str]] | None:
@@ -111,7 +114,8 @@ class VolumeReader:
             return sys.intern(tree) if tree is not None else None
 
         found = self._read(folder, one, whole)[0]
-        for path in [p for p in self._folders if p.startswith(self.views + "/") and p != folder]:
-            del self._folders[path]
-        self.watch.keep([folder], self.views)
+        for path in self._views - {folder}:  # views no longer current: not read again unless current again
+            self._folders.pop(path, None)
+            self.watch.forget(path)
+        self._views = {folder}
         return sequence, dict(found)

@@ -6,6 +6,7 @@ A missing, unreadable or invalid release.json changes nothing on disk."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -23,11 +24,11 @@ from .config import AgentConfig
 from .executor import ApplyResult, Executor
 from .fetch import describe
 from .metrics import Metrics
-from .planner import Plan, UnknownProject, plan
+from .planner import LocalView, Plan, UnknownProject, plan
 from .reader import VolumeReader
 from .recovery import recover
 from .retention import Retention
-from .scan import Check, scan
+from .scan import Check, ScanResult, scan
 from .state import AgentState, dump_state
 from .volume import Volume
 from .watch import Watch
@@ -89,6 +90,13 @@ class Syncer:
         self.root: ReleaseRoot | None = None  # the root of `release`: what a change event's delta builds on
         self.etag: str | None = None
         self.from_event = False  # `release` was built from a change event, not read from release.json
+        # the projects the releases followed from change events changed (None: not built from events), and the
+        # release held before them
+        self._changed: set[str] | None = None
+        self._followed_from = 0
+        # (sequence, watch.seen, watch.misses) when the last cycle left the volume holding that release exactly, its
+        # view current: while the watch has seen nothing since, an event cycle reads only what changed (_scan_changed)
+        self._settled: tuple[int, int, int] | None = None
         self.full_cycles = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -126,7 +134,10 @@ class Syncer:
         conditional read of release.json (a 304 costs nothing; then only the shards whose digest changed are
         fetched). A full reconcile that runs the deep check reads release.json unconditionally, so a wrong ETag
         from an event cannot hide a newer release for longer than that."""
+        self._changed, self._followed_from = set(), self.root.sequence if self.root else 0
         self.from_event = bool(events) and self._follow(events)
+        if not self.from_event:
+            self._changed = None
         if self.from_event:
             assert self.release is not None
             return self.release, True
@@ -178,6 +189,13 @@ class Syncer:
                 self._refused(delta.BAD_DELTA, str(exc), sequence=event.sequence)
                 return False
             self.metrics.deltas.labels("applied").inc()
+            names = releases.changed_projects(self.root, root, self.shards)  # before _hold drops the old shards
+            if names is None:
+                self._changed = None
+            else:
+                self.executor.view_log.changed(root.sequence, names)
+                if self._changed is not None:
+                    self._changed |= names
             self._hold(root, projects, event.release_etag)
         return self.root is not None and self.root.sequence >= newest
 
@@ -220,6 +238,8 @@ class Syncer:
         self.state.sequence = self.state.highest_sequence = 0
         for sequence in views.list_views(self.volume):  # their numbers count in the old chain
             views.remove_view(self.volume, sequence)
+        self.executor.view_log.clear()
+        self._settled = None
         return True
 
     def _check(self, full: bool) -> Check:
@@ -246,17 +266,17 @@ class Syncer:
         if not self._admissible(release):
             return SyncResult("noop", full, sequence=release.sequence)
         misses = self.watch.misses
-        found = scan(self.volume, self.state, check, self.reader)
+        found, limited = self._look(check, None if full or only is not None else self._changed)
         seen = self.watch.seen if self.watch.misses == misses and self.watch.available else None
         self._observe_drift(found.damaged, found.broken_links, found.unowned)
-        todo = plan(release, found.view, only)
+        todo = plan(release, found.view, only, limited)
         fresh = release.sequence > self.state.sequence
         if not todo.empty:
             self.state.highest_sequence = max(self.state.highest_sequence, release.sequence)
         result = self.executor.apply(todo, self.state)
         if fresh and result.flipped:
             self.metrics.event_to_flip.observe(max(0.0, time.time() - release.published_at.timestamp()))
-        self._settle(found.view.links, todo, result)
+        self._settle(found.view.links, todo, result, limited)
         complete = not result.errors and not result.stopped
         if complete:
             self.state.sequence = max(self.state.sequence, release.sequence)
@@ -264,6 +284,9 @@ class Syncer:
             self.state.release_etag = self.etag
         removed = self.retention.run(self.state, deep=check == "digest") if full and complete else 0
         self._save()
+        exact = complete and not todo.blocked and self.state.sequence == release.sequence and (
+            todo.view is None or result.view == todo.view.sequence)
+        self._settle_watch(release.sequence if exact and only is None else None)
         if complete and full:
             self.metrics.last_full_reconcile.set(time.time())
         if result.errors:
@@ -273,6 +296,53 @@ class Syncer:
         if full and complete and todo.empty and not busy:
             self._quiet_mark = seen
         return SyncResult("success" if busy else "noop", full, sequence=release.sequence, applied=result)
+
+    def _look(self, check: Check, changed: Collection[str] | None) -> tuple[ScanResult, Collection[str] | None]:
+        """The scan, and the projects it was limited to (None: all of them)."""
+        found = self._scan_changed(changed) if changed is not None else None
+        if found is None:
+            return scan(self.volume, self.state, check, self.reader), None
+        return found, changed
+
+    def _scan_changed(self, changed: Collection[str]) -> ScanResult | None:
+        """The volume as an event cycle needs it, reading only the projects the change events changed (a link and a
+        store folder each), when the last cycle left it holding exactly the release those events built on, its view
+        current, and the watch has seen nothing happen on it since (watch.py): every other project is then as that
+        cycle left it. At 10,000 projects that is a few system calls instead of a pass over every project (the scan,
+        then the view's repair a readlink per project). None: scan as usual (the full reconcile still looks at
+        everything, whatever this found)."""
+        settled, self._settled = self._settled, None
+        if settled is None or not self.watch.available:
+            return None
+        self.watch.drain()
+        if settled != (self._followed_from, self.watch.seen, self.watch.misses):
+            return None
+        current = self.reader.current_view()  # watched since it was written: read again only where events say
+        if current is None or current[0] != self._followed_from:
+            return None
+        links: dict[str, str] = {}
+        trees: dict[str, list[str]] = {}
+        for project in changed:
+            link, on_disk = self.volume.linked_tree(project), self.volume.trees_of(project)
+            if link is None and os.path.lexists(self.volume.link_path(project)):
+                return None  # not a link of ours: the scan says what it is
+            if set(on_disk) != set(self.state.trees.get(project, ())) or (link is not None and link not in on_disk):
+                return None  # a tree without a record, a record without a tree, a dangling link: the scan repairs
+            if link is not None:
+                links[project] = link
+            if on_disk:
+                trees[project] = on_disk
+        return ScanResult(view=LocalView(sequence=self.state.highest_sequence, links=links, trees=trees,
+                                         view=current[0], view_trees=current[1]))
+
+    def _settle_watch(self, exact: int | None) -> None:
+        """After a cycle: `exact`, the release the volume now holds exactly (None: not known). The watch is drained,
+        so the events of the cycle's own writes are not taken for someone else's by the next event cycle (they are
+        still handed to the reader, which reads those entries again at the next scan)."""
+        self._settled = None
+        if exact is not None and self.watch.available:
+            self.watch.drain()
+            self._settled = (exact, self.watch.seen, self.watch.misses)
 
     def _admissible(self, release: Release) -> bool:
         """Not from an older chain, not older than what this host applied, not an older release put back."""
@@ -316,18 +386,24 @@ class Syncer:
                 logs.warning("entries not owned by dagsync left alone", entries=unowned)
             self._unowned = list(unowned)
 
-    def _settle(self, scanned: Mapping[str, str], todo: Plan, result: ApplyResult) -> None:
+    def _settle(self, scanned: Mapping[str, str], todo: Plan, result: ApplyResult,
+                changed: Collection[str] | None) -> None:
         """Record what the apply left on disk, the links and the view it wrote, without reading it again; a tree
-        that is no longer linked starts its retention clock."""
+        that is no longer linked starts its retention clock. `changed`: the scan looked at these projects only
+        (_scan_changed), the others' links are as recorded."""
         if todo.view is not None and result.view == todo.view.sequence:
             self.reader.seed_view(result.view, todo.view.trees)
-        links: dict[str, str] = {}
-        for name, tree in _links_after(scanned, todo, result).items():
+        after = _links_after(scanned, todo, result)
+        links: dict[str, str] = {} if changed is None else self.state.links
+        for name in after if changed is None else changed:
+            tree = after.get(name)
             if tree and self.state.record(name, tree) is not None:
                 links[name] = tree
+            else:
+                links.pop(name, None)
         self.state.links = links
         now = time.time()
-        for project in self.state.trees:
+        for project in self.state.trees if changed is None else [p for p in changed if p in self.state.trees]:
             self.state.mark_live(project, links.get(project), now)
 
     def _gauges(self) -> None:
@@ -347,15 +423,18 @@ class Syncer:
         if not self.settings.write_status:
             return
         against = self.release.sequence if self.release else 0
-        links = "\0".join(f"{k}\0{v}" for k, v in self.state.links.items())  # order as kept: a reorder costs a write
-        key = (self.state.sequence, against, _fingerprint(links.encode()), self.last_error)
+        # every project as released (the last cycle said so): no differences to look for
+        exact = self._settled is not None and self._settled[0] == against and self.release is not None and len(
+            self.state.links) == len(self.release.projects)
+        links = "" if exact else "\0".join(f"{k}\0{v}" for k, v in self.state.links.items())  # a reorder costs a write
+        key = (self.state.sequence, against, exact, _fingerprint(links.encode()), self.last_error)
         if key == self._last_status:
             return  # the links say every version
         status = HostStatus(
             host=self.settings.host,
             sequence=self.state.sequence,
             against=against,
-            differences=HostStatus.differences_from(self.release, self.state.versions()),
+            differences={} if exact else HostStatus.differences_from(self.release, self.state.versions()),
             last_error=self.last_error,
             agent_version=AGENT_VERSION,
             updated_at=utcnow(),

@@ -114,9 +114,16 @@ class Volume:
         # os.scandir, not pathlib: runs on every cycle over every project (docs/benchmarks.md).
         for pdir in sorted(os.scandir(self.store), key=lambda e: e.name):
             if pdir.is_dir() and not pdir.name.startswith("."):
-                trees = os.scandir(pdir.path)
-                out[pdir.name] = sorted(t.name for t in trees if t.is_dir() and not t.name.startswith("."))
+                out[pdir.name] = self.trees_of(pdir.name)
         return out
+
+    def trees_of(self, project: str) -> list[str]:
+        """The trees in one project's store folder (none when it has no folder)."""
+        try:
+            with os.scandir(os.path.join(self.store, project)) as trees:
+                return sorted(t.name for t in trees if t.is_dir() and not t.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
     def install(self, project: str, tree: str, archive_path: Path) -> Path:
         """Safe-extract into staging, then rename into the store. On any error staging is left clean.

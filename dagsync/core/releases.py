@@ -255,6 +255,26 @@ def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dic
     return projects
 
 
+def changed_projects(before: ReleaseRoot, after: ReleaseRoot, cache: ShardCache) -> set[str] | None:
+    """The projects whose tree (version and checksum) differs between two releases, from the shards whose digest
+    differs, both in `cache`: what a host must look at, whatever the root's `changes` say. None when a shard is not
+    in the cache."""
+    names: set[str] = set()
+    for sid in before.shards.keys() | after.shards.keys():
+        old_key, new_key = before.shards.get(sid), after.shards.get(sid)
+        if old_key == new_key:
+            continue
+        old = cache.get(old_key) if old_key is not None else {}
+        new = cache.get(new_key) if new_key is not None else {}
+        if old is None or new is None:
+            return None
+        for name in old.keys() | new.keys():
+            was, now = old.get(name), new.get(name)
+            if was is None or now is None or (was.version, was.sha256) != (now.version, now.sha256):
+                names.add(name)
+    return names
+
+
 def assemble(root: ReleaseRoot, projects: dict[str, ReleasedProject]) -> Release:
     """A release from a validated root and validated entries: not validated again (10,000 entries, every change)."""
     return Release.model_construct(sequence=root.sequence, manifest_etag=root.manifest.etag,

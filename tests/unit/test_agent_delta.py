@@ -4,12 +4,15 @@ falls back to a conditional read of release.json, and nothing the signed root do
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from dagsync.agent import sync as sync_module
+from dagsync.agent import views
 from dagsync.agent.sync import Syncer
 from dagsync.core import keys, releases
 from dagsync.core.models import ChangeEvent, ManifestWrite, ReleasedProject
@@ -187,3 +190,103 @@ def test_the_deep_check_reads_release_json_whatever_etag_an_event_claimed(
     assert syncer.sync(full=True).sequence == 2  # cycle 1: stat, conditional
     assert syncer.sync(full=True).sequence == 3  # cycle 2: deep, unconditional
     assert (dags / "p13" / "dag.py").read_text() == "b\n"
+
+
+class Spy:
+    """Counts the calls of a function, and what they were about, and calls it."""
+
+    def __init__(self, real: Callable[..., object]) -> None:
+        self.real, self.calls = real, []  # type: ignore[var-annotated]
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls.append(args)
+        return self.real(*args, **kwargs)
+
+
+def spy(monkeypatch: pytest.MonkeyPatch, target: object, name: str) -> Spy:
+    made = Spy(getattr(target, name))
+    monkeypatch.setattr(target, name, made)
+    return made
+
+
+def release_trees(releaser: Releaser) -> dict[str, str]:
+    return {p: e.tree_name for p, e in releaser.projects.items()}
+
+
+def assert_volume_holds(syncer: Syncer, releaser: Releaser, dags: Path) -> None:
+    """Exactly the release: every link, the current view, the state, and a full scan finds nothing to do."""
+    want = release_trees(releaser)
+    current = views.current_view(syncer.volume)
+    assert current is not None and current == (releaser.root.sequence, want)
+    assert {p: syncer.volume.linked_tree(p) for p in syncer.volume.entries()} == want
+    assert syncer.state.links == want and syncer.state.sequence == releaser.root.sequence
+    syncer._quiet_mark = None
+    assert syncer.sync(full=True).outcome == "noop"
+
+
+def test_an_event_on_a_settled_volume_looks_only_at_the_projects_it_changed(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    # Given a host that keeps one old view, settled on release 1 and then on 2 (from its event)
+    syncer = make_syncer(keep_views=1)
+    syncer.sync(full=True)
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    scans = spy(monkeypatch, sync_module, "scan")
+    repairs = spy(monkeypatch, views, "repair_links")
+    looked = spy(monkeypatch, syncer.volume, "linked_tree")
+    # When release 3 changes p03 and retires p07
+    result = syncer.sync(full=False, events=[releaser.next({"p03": ("2", "x = 'two'\n"), "p07": None})])
+    # Then only those two were looked at (no scan), the old view was recycled by what changed (no readlink of
+    # every link), and the volume holds release 3 exactly
+    assert result.outcome == "success" and scans.calls == [] and repairs.calls == []
+    assert sorted(call[0] for call in looked.calls) == ["p03", "p07"]
+    assert (dags / "p03" / "dag.py").read_text() == "x = 'two'\n" and not (dags / "p07").exists()
+    assert_volume_holds(syncer, releaser, dags)
+
+
+def test_drift_since_the_last_cycle_makes_the_event_cycle_scan_everything(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    (dags / "p20").unlink()  # someone removes a link the change does not touch
+    scans = spy(monkeypatch, sync_module, "scan")
+    syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
+    assert len(scans.calls) == 1 and syncer.volume.linked_tree("p20") is not None
+    assert_volume_holds(syncer, releaser, dags)
+
+
+def test_a_changed_project_not_as_recorded_makes_the_event_cycle_scan(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    # A tree with no record in the changed project's store folder, put there without the watch seeing it
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    (syncer.volume.store / "p04" / "9-unrecorded").mkdir()
+    syncer.watch.drain()
+    assert syncer._settled is not None
+    syncer._settled = (syncer._settled[0], syncer.watch.seen, syncer.watch.misses)
+    scans = spy(monkeypatch, sync_module, "scan")
+    syncer.sync(full=False, events=[releaser.next({"p04": ("2", "four\n")})])
+    assert len(scans.calls) == 1 and "9-unrecorded" in syncer.state.trees["p04"]  # adopted by the scan
+    assert (dags / "p04" / "dag.py").read_text() == "four\n"
+
+
+def test_a_spare_view_changed_since_it_was_written_is_read_whole_when_recycled(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    syncer = make_syncer(keep_views=1)
+    syncer.sync(full=True)
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    # The spare view (release 1) gets a wrong link for a project no release changed
+    spare = views.view_path(syncer.volume, 1)
+    os.unlink(spare / "p30")
+    os.symlink(views.link_target("p30", "0-wrong"), spare / "p30")
+    repairs = spy(monkeypatch, views, "repair_links")
+    syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
+    assert len(repairs.calls) == 1  # the log did not vouch for it: every link read
+    assert_volume_holds(syncer, releaser, dags)
+
+
+def test_without_a_working_watch_every_event_cycle_scans(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    syncer.watch.close()
+    scans = spy(monkeypatch, sync_module, "scan")
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
+    assert len(scans.calls) == 2
+    assert_volume_holds(syncer, releaser, dags)

@@ -95,6 +95,19 @@ def test_only_touches_named_projects_and_removes_nothing() -> None:
     assert got.unlink == ()
 
 
+def test_changed_compares_only_those_projects_and_still_writes_the_whole_view() -> None:
+    # Given a volume known to hold release 3, where release 4 changes beta and retires gamma: the local view says
+    # nothing of alpha (it is not read), and alpha is left as it is
+    rel = release(4, alpha=entry("1"), beta=entry("3", "c"))
+    local = LocalView(sequence=3, links={"beta": "2-bbbbbbbbbbbb", "gamma": "1-dddddddddddd"},
+                      trees={"beta": {"2-bbbbbbbbbbbb"}, "gamma": {"1-dddddddddddd"}},
+                      view=3, view_trees={"beta": "2-bbbbbbbbbbbb", "gamma": "1-dddddddddddd"})
+    got = plan(rel, local, changed={"beta", "gamma"})
+    assert got.fetch == (Fetch("beta", entry("3", "c")),) and got.link == (Link("beta", "3-cccccccccccc"),)
+    assert got.touch == (Link("beta", "3-cccccccccccc"),) and got.unlink == ("gamma",)
+    assert got.view == View(4, {"alpha": "1-aaaaaaaaaaaa", "beta": "3-cccccccccccc"})
+
+
 def test_only_with_a_project_not_in_the_release_is_an_error() -> None:
     with pytest.raises(UnknownProject, match="nope"):
         plan(release(2, alpha=entry("1")), LocalView(), only={"nope"})

@@ -309,3 +309,24 @@ def test_keep_views_bounds_the_old_views_a_host_keeps(
     # Then only the current view is left, and it is release 2's
     volume = Volume(dags)
     assert views.list_views(volume) == [2] and views.current_view(volume) == (2, trees(r2))
+
+
+def test_the_view_log_knows_what_differs_only_for_a_view_as_it_was_written(tmp_path: Path) -> None:
+    log = views.ViewLog()
+    view = tmp_path / "3"
+    view.mkdir()
+    os.symlink("../../store/a/1-x", view / "a")
+    log.wrote(3, view)
+    log.changed(4, {"a"})
+    log.changed(5, {"b"})
+    assert log.differing(3, view, 5) == {"a", "b"}
+    assert log.differing(3, view, 5) is None  # spent: the view is being recycled
+    log.wrote(3, view)
+    assert log.differing(3, view, 6) is None  # release 6's changes are not known
+    log.wrote(3, view)
+    (view / "a").unlink()  # an entry removed (or replaced) since it was written
+    os.symlink("../../store/a/2-y", view / "a")
+    assert log.differing(3, view, 5) is None
+    log.changed(6, {f"p{i}" for i in range(views.ViewLog.MAX_NAMES + 1)})  # too many to keep
+    log.wrote(3, view)
+    assert log.differing(3, view, 6) is None
