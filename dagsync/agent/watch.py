@@ -30,6 +30,7 @@ MASK = (IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DEL
         | IN_MOVE_SELF | IN_ONLYDIR)
 _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then len bytes of name)
 PYCACHE = "__pycache__"
+_PYCACHE = PYCACHE.encode()
 NO_NAMES: frozenset[str] = frozenset()  # shared by every quiet folder until an event names something
 
 
@@ -151,8 +152,8 @@ class Watch:
                 continue
             path = self._wds.get(wd)
             watched = self._paths.get(path) if path is not None else None
-            if watched is None:
-                continue
+            if watched is None or (watched.tree and name == _PYCACHE):
+                continue  # Airflow's parser writing bytecode beside a DAG file: not the tree's content (volume.py)
             self.seen += 1
             watched.touched = True
             if mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) or not name:

@@ -151,3 +151,18 @@ def test_any_change_on_the_volume_ends_the_quiet(publish: Callable, make_syncer:
     syncer.sync(full=True)  # repaired (or found as it was) by a full scan
     syncer.sync(full=True)
     assert syncer._quiet()
+
+
+def test_bytecode_airflow_writes_into_a_tree_is_not_a_change(publish: Callable, make_syncer: Callable[..., Syncer],
+                                                             dags: Path) -> None:
+    # Airflow's parser writes __pycache__ beside the DAG files it imports: not the tree's content (the stat and deep
+    # checks leave it out), so it neither ends the quiet nor makes the next reconcile hash the tree
+    syncer = watched_syncer(publish, make_syncer)
+    syncer.sync(full=True)
+    assert syncer._quiet()
+    for folder in (dags / "alpha", dags / "alpha" / "lib"):
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "dag_a.cpython-311.pyc").write_bytes(b"\0" * 16)
+    assert syncer._quiet() and not syncer.watch.changed(tree_key(syncer))
+    (dags / "alpha" / "lib" / "__init__.py").write_text("")  # a file beside them still counts
+    assert not syncer._quiet()
