@@ -78,6 +78,14 @@ class Metrics:
         )
         for result in ("applied", "fallback", "refused"):
             self.deltas.labels(result)
+        self.event_looks = Counter(
+            "dagsync_agent_event_looks",
+            "Event cycles by how they looked at the volume: changed (only the projects the release changed: the "
+            "volume held the release before exactly, and nothing moved on it since) or scan (every project).",
+            ["look"], registry=r,
+        )
+        for look in ("changed", "scan"):
+            self.event_looks.labels(look)
         self.chain_changes = Counter(
             "dagsync_agent_chain_changes",
             "Release chains this host started over from, by reason (newer_chain, other_bucket).", ["reason"],

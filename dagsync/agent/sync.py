@@ -300,6 +300,8 @@ class Syncer:
     def _look(self, check: Check, changed: Collection[str] | None) -> tuple[ScanResult, Collection[str] | None]:
         """The scan, and the projects it was limited to (None: all of them)."""
         found = self._scan_changed(changed) if changed is not None else None
+        if check == "none":
+            self.metrics.event_looks.labels("scan" if found is None else "changed").inc()
         if found is None:
             return scan(self.volume, self.state, check, self.reader), None
         return found, changed

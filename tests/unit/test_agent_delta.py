@@ -209,6 +209,11 @@ def spy(monkeypatch: pytest.MonkeyPatch, target: object, name: str) -> Spy:
     return made
 
 
+def looks(syncer: Syncer) -> dict[str, float]:
+    return {look: syncer.metrics.registry.get_sample_value("dagsync_agent_event_looks_total", {"look": look}) or 0.0
+            for look in ("changed", "scan")}
+
+
 def release_trees(releaser: Releaser) -> dict[str, str]:
     return {p: e.tree_name for p, e in releaser.projects.items()}
 
@@ -238,7 +243,7 @@ def test_an_event_on_a_settled_volume_looks_only_at_the_projects_it_changed(
     # Then only those two were looked at (no scan), the old view was recycled by what changed (no readlink of
     # every link), and the volume holds release 3 exactly
     assert result.outcome == "success" and scans.calls == [] and repairs.calls == []
-    assert sorted(call[0] for call in looked.calls) == ["p03", "p07"]
+    assert sorted(call[0] for call in looked.calls) == ["p03", "p07"] and looks(syncer) == {"changed": 2, "scan": 0}
     assert (dags / "p03" / "dag.py").read_text() == "x = 'two'\n" and not (dags / "p07").exists()
     assert_volume_holds(syncer, releaser, dags)
 
@@ -250,6 +255,7 @@ def test_drift_since_the_last_cycle_makes_the_event_cycle_scan_everything(
     scans = spy(monkeypatch, sync_module, "scan")
     syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
     assert len(scans.calls) == 1 and syncer.volume.linked_tree("p20") is not None
+    assert looks(syncer) == {"changed": 1, "scan": 1}
     assert_volume_holds(syncer, releaser, dags)
 
 
