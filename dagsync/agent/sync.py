@@ -90,8 +90,8 @@ class Syncer:
         self.root: ReleaseRoot | None = None  # the root of `release`: what a change event's delta builds on
         self.etag: str | None = None
         self.from_event = False  # `release` was built from a change event, not read from release.json
-        # the projects the releases followed from change events changed (None: not built from events), and the
-        # release held before them
+        # the projects that changed since the release held before this cycle's read (from the events followed, or
+        # from the shards of release.json's root; None: not known), and that release's sequence
         self._changed: set[str] | None = None
         self._followed_from = 0
         # (sequence, watch.seen, watch.misses) when the last cycle left the volume holding that release exactly, its
@@ -136,11 +136,11 @@ class Syncer:
         from an event cannot hide a newer release for longer than that."""
         self._changed, self._followed_from = set(), self.root.sequence if self.root else 0
         self.from_event = bool(events) and self._follow(events)
-        if not self.from_event:
-            self._changed = None
         if self.from_event:
             assert self.release is not None
             return self.release, True
+        held, self._changed = self.root, None
+        self._followed_from = held.sequence if held else 0
         try:
             stored = releases.read_root(self.store, self.verifier, if_none_match=self.etag if self.release else None)
             if stored is None:
@@ -154,6 +154,10 @@ class Syncer:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
         except serde.DocumentError as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
+        if held is not None and stored.root.chain == held.chain and stored.root.sequence >= held.sequence:
+            self._changed = releases.changed_projects(held, stored.root, self.shards)  # both roots' shards cached
+            if self._changed is not None and stored.root.sequence == held.sequence + 1:
+                self.executor.view_log.changed(stored.root.sequence, self._changed)
         return self._hold(stored.root, projects, stored.etag), True
 
     def _hold(self, root: ReleaseRoot, projects: dict[str, ReleasedProject], etag: str | None) -> Release:
@@ -307,12 +311,12 @@ class Syncer:
         return found, changed
 
     def _scan_changed(self, changed: Collection[str]) -> ScanResult | None:
-        """The volume as an event cycle needs it, reading only the projects the change events changed (a link and a
-        store folder each), when the last cycle left it holding exactly the release those events built on, its view
-        current, and the watch has seen nothing happen on it since (watch.py): every other project is then as that
-        cycle left it. At 10,000 projects that is a few system calls instead of a pass over every project (the scan,
-        then the view's repair a readlink per project). None: scan as usual (the full reconcile still looks at
-        everything, whatever this found)."""
+        """The volume as an event cycle needs it, reading only the projects that changed since the release held (a
+        link and a store folder each; known from the events followed or from the shards of release.json's root), when
+        the last cycle left the volume holding exactly that release, its view current, and the watch has seen nothing
+        happen on it since (watch.py): every other project is then as that cycle left it. At 10,000 projects that is
+        a few system calls instead of a pass over every project (the scan, then the view's repair a readlink per
+        project). None: scan as usual (the full reconcile still looks at everything, whatever this found)."""
         settled, self._settled = self._settled, None
         if settled is None or not self.watch.available:
             return None

@@ -296,3 +296,18 @@ def test_without_a_working_watch_every_event_cycle_scans(
     syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
     assert len(scans.calls) == 2
     assert_volume_holds(syncer, releaser, dags)
+
+
+def test_a_host_two_releases_behind_reads_release_json_and_still_looks_only_at_what_changed(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    syncer = make_syncer(keep_views=1)
+    syncer.sync(full=True)
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    releaser.next({"p05": ("2", "five\n")})  # its event never reached this host
+    event = releaser.next({"p06": None, "p07": ("2", "seven\n")})
+    scans = spy(monkeypatch, sync_module, "scan")
+    looked = spy(monkeypatch, syncer.volume, "linked_tree")
+    assert syncer.sync(full=False, events=[event]).sequence == 4
+    assert deltas(syncer, "fallback") == 1 and scans.calls == []
+    assert sorted(call[0] for call in looked.calls) == ["p05", "p06", "p07"]
+    assert_volume_holds(syncer, releaser, dags)
