@@ -82,6 +82,14 @@ class VolumeReader:
 
         return self._read(root, one, whole)[0]
 
+    def watch_store(self, project: str) -> None:
+        """A project's store folder the agent may just have made (a fetch): watched from now on, so that the watch
+        vouches for it before any scan read it; read whole at the next scan, as any folder not read yet."""
+        folder = f"{self.store}/{project}"
+        if not self.watch.watching(folder):
+            self._folders.pop(folder, None)
+            self.watch.take(folder)
+
     def seed_view(self, sequence: int, trees: Mapping[str, str]) -> None:
         """A view the agent has just written, taken as the next scan would read it (a readlink per project spared:
         a second at 10,000), and watched from now on like any folder read. Only a folder not already known and only

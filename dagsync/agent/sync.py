@@ -154,7 +154,8 @@ class Syncer:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
         except serde.DocumentError as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
-        if held is not None and stored.root.chain == held.chain and stored.root.sequence >= held.sequence:
+        if held is not None and held.chain == stored.root.chain == self.state.chain and (
+                stored.root.sequence >= held.sequence):  # a refused release of another chain may be the one held
             self._changed = releases.changed_projects(held, stored.root, self.shards)  # both roots' shards cached
             if self._changed is not None and stored.root.sequence == held.sequence + 1:
                 self.executor.view_log.changed(stored.root.sequence, self._changed)
@@ -193,7 +194,8 @@ class Syncer:
                 self._refused(delta.BAD_DELTA, str(exc), sequence=event.sequence)
                 return False
             self.metrics.deltas.labels("applied").inc()
-            names = releases.changed_projects(self.root, root, self.shards)  # before _hold drops the old shards
+            # before _hold drops the old shards; only within the chain applied (a refused one may be the one held)
+            names = releases.changed_projects(self.root, root, self.shards) if root.chain == self.state.chain else None
             if names is None:
                 self._changed = None
             else:
@@ -272,7 +274,7 @@ class Syncer:
         misses = self.watch.misses
         found, limited = self._look(check, None if full or only is not None else self._changed)
         seen = self.watch.seen if self.watch.misses == misses and self.watch.available else None
-        self._observe_drift(found.damaged, found.broken_links, found.unowned)
+        self._observe_drift(found.damaged, found.broken_links, found.unowned if limited is None else None)
         todo = plan(release, found.view, only, limited)
         fresh = release.sequence > self.state.sequence
         if not todo.empty:
@@ -288,7 +290,11 @@ class Syncer:
             self.state.release_etag = self.etag
         removed = self.retention.run(self.state, deep=check == "digest") if full and complete else 0
         self._save()
-        exact = complete and not todo.blocked and self.state.sequence == release.sequence and (
+        # every folder that matters watched: nothing the scan read went unwatched, nor the store folder of a project
+        # fetched (a new one no scan read yet: _settle watches it)
+        watched = self.watch.misses == misses and all(
+            self.watch.watching(f"{self.reader.store}/{p}") for p in result.fetched)
+        exact = complete and watched and not todo.blocked and self.state.sequence == release.sequence and (
             todo.view is None or result.view == todo.view.sequence)
         self._settle_watch(release.sequence if exact and only is None else None)
         if complete and full:
@@ -379,13 +385,16 @@ class Syncer:
         self.watch.drain()
         return self.watch.seen == self._quiet_mark
 
-    def _observe_drift(self, damaged: list[tuple[str, str]], broken: list[str], unowned: list[str]) -> None:
+    def _observe_drift(self, damaged: list[tuple[str, str]], broken: list[str], unowned: list[str] | None) -> None:
+        """`unowned`: None when the scan did not look at the whole DAG folder (what was found last time stands)."""
         for project, tree in damaged:
             logs.warning("drift: tree changed on disk, fetching it again", project=project, tree=tree)
             self.metrics.drift_repairs.labels("tree").inc()
         for project in broken:
             logs.warning("drift: link missing, retargeted or dangling", project=project)
             self.metrics.drift_repairs.labels("link").inc()
+        if unowned is None:
+            return
         self.metrics.unowned_entries.set(len(unowned))
         if unowned != self._unowned:
             if unowned:
@@ -399,6 +408,8 @@ class Syncer:
         (_scan_changed), the others' links are as recorded."""
         if todo.view is not None and result.view == todo.view.sequence:
             self.reader.seed_view(result.view, todo.view.trees)
+        for project in result.fetched:
+            self.reader.watch_store(project)
         after = _links_after(scanned, todo, result)
         links: dict[str, str] = {} if changed is None else self.state.links
         for name in after if changed is None else changed:
@@ -430,8 +441,8 @@ class Syncer:
             return
         against = self.release.sequence if self.release else 0
         # every project as released (the last cycle said so): no differences to look for
-        exact = self._settled is not None and self._settled[0] == against and self.release is not None and len(
-            self.state.links) == len(self.release.projects)
+        exact = self._settled is not None and self._settled[0] == against and self.release is not None and (
+            self.release.chain == self.state.chain and len(self.state.links) == len(self.release.projects))
         links = "" if exact else "\0".join(f"{k}\0{v}" for k, v in self.state.links.items())  # a reorder costs a write
         key = (self.state.sequence, against, exact, _fingerprint(links.encode()), self.last_error)
         if key == self._last_status:

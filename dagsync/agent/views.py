@@ -132,6 +132,8 @@ class ViewLog:
 
     def wrote(self, sequence: int, path: Path) -> None:
         self._marks[sequence] = _mark(path)
+        while len(self._marks) > self.MAX_RELEASES:  # views retention removed leave their marks behind
+            del self._marks[min(self._marks)]
         oldest = min(self._marks)
         for old in [s for s in self._changes if s <= oldest]:
             del self._changes[old]

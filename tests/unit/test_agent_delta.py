@@ -15,7 +15,7 @@ from dagsync.agent import sync as sync_module
 from dagsync.agent import views
 from dagsync.agent.sync import Syncer
 from dagsync.core import keys, releases
-from dagsync.core.models import ChangeEvent, ManifestWrite, ReleasedProject
+from dagsync.core.models import Chain, ChangeEvent, ManifestWrite, ReleasedProject
 from dagsync.gate.validator import change_event
 from tests.support import signing
 from tests.support.projects import TEST_CHAIN, write_release
@@ -310,4 +310,73 @@ def test_a_host_two_releases_behind_reads_release_json_and_still_looks_only_at_w
     assert syncer.sync(full=False, events=[event]).sequence == 4
     assert deltas(syncer, "fallback") == 1 and scans.calls == []
     assert sorted(call[0] for call in looked.calls) == ["p05", "p06", "p07"]
+    assert_volume_holds(syncer, releaser, dags)
+
+
+def test_the_unowned_entries_found_by_the_last_scan_stand_after_an_event_cycle_that_did_not_look(
+        releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    syncer = make_syncer()
+    (dags / "notes.txt").write_text("not dagsync's\n")
+    syncer.sync(full=True)
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    assert looks(syncer)["changed"] == 1
+    assert syncer.metrics.registry.get_sample_value("dagsync_agent_unowned_entries") == 1
+
+
+def test_a_folder_the_watch_could_not_watch_keeps_event_cycles_on_the_scan(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    # fs.inotify.max_user_watches reached when the scan came to the DAG folder: drift there sends no event
+    syncer = make_syncer()
+    real, root = syncer.watch._add, os.fspath(dags)
+
+    def add(path: str) -> int:
+        if path == root:
+            syncer.watch.misses += 1
+            return -1
+        return real(path)
+
+    monkeypatch.setattr(syncer.watch, "_add", add)
+    syncer.sync(full=True)
+    syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
+    (dags / "p20").unlink()
+    syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
+    assert looks(syncer) == {"changed": 0, "scan": 2} and syncer.volume.linked_tree("p20") is not None
+
+
+def test_a_new_project_is_watched_from_its_fetch_on(releaser: Releaser, syncer: Syncer, dags: Path) -> None:
+    syncer.sync(full=False, events=[releaser.next({"new": ("1", "new\n")})])  # fetched into a new store folder
+    tree = syncer.state.links["new"]
+    os.rename(syncer.volume.tree_path("new", tree), syncer.volume.store / "new" / ".gone")  # which the watch sees
+    syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
+    assert looks(syncer) == {"changed": 1, "scan": 1}
+    assert (dags / "new" / "dag.py").read_text() == "new\n"  # fetched again by the scan
+    assert_volume_holds(syncer, releaser, dags)
+
+
+def test_releases_of_an_older_chain_seen_and_refused_never_teach_the_view_log(
+        store: FakeStore, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    # Given a host on release 5 of its chain, keeping three old views
+    syncer = make_syncer(keep_views=3)
+    syncer.sync(full=True)
+    for project in ("p01", "p02", "p04", "p05"):
+        syncer.sync(full=False, events=[releaser.next({project: ("2", f"{project}\n")})])
+    ours = store.objects[keys.RELEASE_KEY]
+    # When release.json briefly shows releases 3 and 4 of an older chain (a stale validator, a restored backup),
+    # 4 changing p30: both refused
+    older = Chain(id="00d0" * 8, created_at=datetime(2025, 1, 1, tzinfo=UTC))
+    base = dict(releaser.projects)
+    three = releases.compose(sequence=3, chain=older, after=base, manifest=ManifestWrite(etag='"m"'),
+                             now=datetime.now(UTC))
+    releases.write(store, three, signing.SIGNER, store.etags[keys.RELEASE_KEY])
+    assert syncer.sync(full=True).outcome == "noop"
+    bumped = {**base, "p30": base["p30"].model_copy(update={"version": "9"})}
+    four = releases.compose(sequence=4, chain=older, before=base, after=bumped, table=three.root.shards,
+                            manifest=ManifestWrite(etag='"m"'), now=datetime.now(UTC))
+    releases.write(store, four, signing.SIGNER, store.etags[keys.RELEASE_KEY])
+    assert syncer.sync(full=True).outcome == "noop"
+    store.put(keys.RELEASE_KEY, ours)  # put back
+    syncer.sync(full=True)
+    # Then release 6 of the host's chain (view 2 recycled into it) holds exactly release 6
+    syncer.sync(full=False, events=[releaser.next({"p06": ("2", "p06\n")})])
+    assert syncer.state.sequence == 6
     assert_volume_holds(syncer, releaser, dags)
