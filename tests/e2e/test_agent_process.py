@@ -124,6 +124,9 @@ def test_run_serves_health_follows_events_and_obeys_signals(moto: Moto, tmp_path
     assert wait_for(lambda: syncs_total(http(port, "/metrics")[1]) >= before + 2, WAIT)
     metrics = http(port, "/metrics")[1]
     assert "dagsync_agent_applied_sequence 2.0" in metrics and "dagsync_agent_projects_live 1.0" in metrics
+    # the change, read from release.json on a settled volume, looked only at what changed (docs/design.md)
+    assert 'dagsync_agent_event_looks_total{look="changed"} 1.0' in metrics, [
+        line for line in metrics.splitlines() if "event_looks" in line]
 
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.wait() == 0
