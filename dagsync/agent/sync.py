@@ -139,7 +139,7 @@ class Syncer:
         if self.from_event:
             assert self.release is not None
             return self.release, True
-        held, self._changed = self.root, None
+        held, self._changed = self.root, None  # what a partial follow reached: the read builds on it
         self._followed_from = held.sequence if held else 0
         try:
             stored = releases.read_root(self.store, self.verifier, if_none_match=self.etag if self.release else None)
@@ -154,11 +154,8 @@ class Syncer:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
         except serde.DocumentError as exc:
             raise ReleaseUnavailable(f"{exc}; nothing changed on disk") from None
-        if held is not None and held.chain == stored.root.chain == self.state.chain and (
-                stored.root.sequence >= held.sequence):  # a refused release of another chain may be the one held
-            self._changed = releases.changed_projects(held, stored.root, self.shards)  # both roots' shards cached
-            if self._changed is not None and stored.root.sequence == held.sequence + 1:
-                self.executor.view_log.changed(stored.root.sequence, self._changed)
+        if held is not None and stored.root.sequence >= held.sequence:
+            self._changed = self._changes(held, stored.root)
         return self._hold(stored.root, projects, stored.etag), True
 
     def _hold(self, root: ReleaseRoot, projects: dict[str, ReleasedProject], etag: str | None) -> Release:
@@ -194,16 +191,21 @@ class Syncer:
                 self._refused(delta.BAD_DELTA, str(exc), sequence=event.sequence)
                 return False
             self.metrics.deltas.labels("applied").inc()
-            # before _hold drops the old shards; only within the chain applied (a refused one may be the one held)
-            names = releases.changed_projects(self.root, root, self.shards) if root.chain == self.state.chain else None
-            if names is None:
-                self._changed = None
-            else:
-                self.executor.view_log.changed(root.sequence, names)
-                if self._changed is not None:
-                    self._changed |= names
+            names = self._changes(self.root, root)
+            self._changed = None if names is None or self._changed is None else self._changed | names
             self._hold(root, projects, event.release_etag)
         return self.root is not None and self.root.sequence >= newest
+
+    def _changes(self, held: ReleaseRoot, root: ReleaseRoot) -> set[str] | None:
+        """The projects whose tree differs from `held` to the newer `root`, told to the view log when `root` is the
+        very next release; None when not known. Only within the chain this host applies (a refused release of
+        another chain may be the one held). Called before _hold drops the held root's shards."""
+        if not held.chain == root.chain == self.state.chain:
+            return None
+        names = releases.changed_projects(held, root, self.shards)
+        if names is not None and root.sequence == held.sequence + 1:
+            self.executor.view_log.changed(root.sequence, names)
+        return names
 
     def _check_newest(self, release: Release) -> None:
         """Newer than anything this host applied, but is it the newest? An older release put back at release.json

@@ -12,6 +12,7 @@ canonical bytes, so one signature check and one sha256 per shard vouch for every
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import sys
 import uuid
@@ -95,19 +96,10 @@ def shard_of(project: str) -> str:
     return hashlib.sha256(project.encode()).hexdigest()[:2]
 
 
-class _ShardIds(dict[str, str]):
-    """shard_of, remembered: `compose` groups every project of a release by shard on every change, and a sha256 a
-    name was 16 of the validator's ~100 ms a change at 10,000 projects. Only compose uses it (the validator and the
-    tests, never a host); forgotten whole past 100,000 names (retired projects do not pile up)."""
-
-    def __missing__(self, name: str) -> str:
-        if len(self) >= 100_000:
-            self.clear()
-        self[name] = sid = shard_of(name)
-        return sid
-
-
-_SHARD_IDS = _ShardIds()
+# shard_of, remembered for compose, which groups every project of a release by shard on every change (a sha256 a
+# name was 16 of the validator's ~100 ms a change at 10,000 projects). The validator's and the tests'; hosts never
+# call compose.
+_shard_id = functools.lru_cache(maxsize=100_000)(shard_of)
 
 
 def encode_shard(projects: Mapping[str, ReleasedProject]) -> bytes:
@@ -347,11 +339,10 @@ def compose(*, sequence: int, chain: Chain, after: dict[str, ReleasedProject], m
     before = before or {}
     changes = changes_between(before, after)
     shards_table = dict(table or {})
-    ids = _SHARD_IDS
-    touched = {ids[p] for p in changes} if table is not None else {ids[p] for p in after}
+    touched = {_shard_id(p) for p in changes} if table is not None else {_shard_id(p) for p in after}
     grouped: dict[str, dict[str, ReleasedProject]] = {sid: {} for sid in touched}
     for name, entry in after.items():
-        sid = ids[name]
+        sid = _shard_id(name)
         if sid in grouped:
             grouped[sid][name] = entry
     shards: dict[str, bytes] = {}
