@@ -320,31 +320,40 @@ class Draft:
 
 
 def draft(previous: StoredRoot | None, before: Mapping[str, ReleasedProject], after: dict[str, ReleasedProject], *,
-          manifest: ManifestWrite, now: datetime, floor: int = 0) -> Draft:
+          manifest: ManifestWrite, now: datetime, floor: int = 0, changes: Mapping[str, str | None] | None = None,
+          cache: ShardCache | None = None) -> Draft:
     """The release after `previous` whose projects are `after`: only the shards of changed projects are new. Its
-    sequence is above `floor` too (the newest in the history), so a new chain never reuses a history key."""
+    sequence is above `floor` too (the newest in the history), so a new chain never reuses a history key. `changes`
+    and `cache`: see compose."""
     return compose(
         sequence=max(previous.root.sequence if previous else 0, floor) + 1,
         chain=previous.root.chain if previous else Chain(id=uuid.uuid4().hex, created_at=now),
         before=before, after=after, table=dict(previous.root.shards) if previous else {},
-        manifest=manifest, now=now,
+        manifest=manifest, now=now, changes=changes, cache=cache,
     )
 
 
 def compose(*, sequence: int, chain: Chain, after: dict[str, ReleasedProject], manifest: ManifestWrite,
             now: datetime, before: Mapping[str, ReleasedProject] | None = None,
-            table: Mapping[str, str] | None = None) -> Draft:
+            table: Mapping[str, str] | None = None, changes: Mapping[str, str | None] | None = None,
+            cache: ShardCache | None = None) -> Draft:
     """A release of `after` whose shard table starts from `table` (the shards of `before`): the shards of the
-    projects that differ are made anew, every other digest is kept."""
+    projects that differ are made anew, every other digest is kept.
+
+    O(changed) for a caller that knows more (the validator): `changes`, exactly the projects whose entry differs
+    between `before` and `after` (else every entry is compared), and `cache` holding `table`'s shards (each new shard
+    then starts from its old entries instead of grouping every project of `after` by shard)."""
     before = before or {}
-    changes = changes_between(before, after)
+    changes = dict(sorted(changes.items())) if changes is not None else changes_between(before, after)
     shards_table = dict(table or {})
     touched = {_shard_id(p) for p in changes} if table is not None else {_shard_id(p) for p in after}
-    grouped: dict[str, dict[str, ReleasedProject]] = {sid: {} for sid in touched}
-    for name, entry in after.items():
-        sid = _shard_id(name)
-        if sid in grouped:
-            grouped[sid][name] = entry
+    grouped = _members(touched, changes, after, shards_table, cache) if table is not None and cache else None
+    if grouped is None:
+        grouped = {sid: {} for sid in touched}
+        for name, entry in after.items():
+            sid = _shard_id(name)
+            if sid in grouped:
+                grouped[sid][name] = entry
     shards: dict[str, bytes] = {}
     for sid, entries in grouped.items():
         if not entries:
@@ -356,6 +365,22 @@ def compose(*, sequence: int, chain: Chain, after: dict[str, ReleasedProject], m
     root = ReleaseRoot(chain=chain, sequence=sequence, published_at=now, manifest=manifest, changes=changes,
                        project_count=len(after), shards=dict(sorted(shards_table.items())))
     return Draft(root=root, shards=shards, release=assemble(root, after))
+
+
+def _members(touched: Iterable[str], changes: Mapping[str, str | None], after: Mapping[str, ReleasedProject],
+             table: Mapping[str, str], cache: ShardCache) -> dict[str, dict[str, ReleasedProject]] | None:
+    """The entries of `after` in each touched shard: its old members and the changed projects that belong in it,
+    as `after` has them. None when an old shard is not in `cache`."""
+    grouped: dict[str, dict[str, ReleasedProject]] = {}
+    for sid in touched:
+        old = cache.get(table[sid]) if sid in table else {}
+        if old is None:
+            return None
+        grouped[sid] = {name: after[name] for name in old if name in after}
+    for name in changes:
+        if name in after:
+            grouped[_shard_id(name)][name] = after[name]
+    return grouped
 
 
 def encode_root(root: ReleaseRoot, signer: Signer | None) -> bytes:

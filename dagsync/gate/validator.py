@@ -2,7 +2,8 @@
 
 Runs the same for an S3 event and for the one-minute schedule: it always reads the CURRENT manifest
 (events arrive late and out of order), is a no-op when the manifest is the one the last release was
-built from, and resolves only the projects whose version changed (work is O(changed projects))."""
+built from, and resolves only the projects whose version changed. Beyond reading the manifest, a warm
+container's work is O(changed projects): the release it builds on is kept indexed (`Live`) from run to run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +19,16 @@ from dagsync.core import history, keys, releases
 from dagsync.core.archive import DEFAULT_LIMITS, Limits, UnsafeArchive, iter_members
 from dagsync.core.dagcheck import duplicate_dag_ids, inspect_members
 from dagsync.core.documents import JSON, read_catalog, read_rejection
-from dagsync.core.models import Catalog, ChangeEvent, Manifest, ManifestWrite, Rejection, ReleasedProject, utcnow
+from dagsync.core.models import (
+    Catalog,
+    ChangeEvent,
+    Manifest,
+    ManifestWrite,
+    Rejection,
+    ReleasedProject,
+    ReleaseRoot,
+    utcnow,
+)
 from dagsync.core.serde import DocumentError, canonical, dump_json, load_yaml
 from dagsync.core.store import ObjectNotFound, ObjectStore, PreconditionFailed
 
@@ -33,6 +43,52 @@ class Outcome:
     sequence: int | None = None
     changed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+class Live:
+    """The release a run builds on, indexed for the checks: every entry, each project's version and the project
+    that declares each dag_id. Built once per release (O(projects)); kept while release.json names the same shards,
+    and moved on with each release this container writes, so the next run compares the manifest with it and checks
+    dag_ids in O(changed)."""
+
+    def __init__(self, table: Mapping[str, str], projects: dict[str, ReleasedProject]) -> None:
+        self.table = dict(table)
+        self.projects = projects
+        self.versions = {name: entry.version for name, entry in projects.items()}
+        self.owners = {dag_id: name for name, entry in projects.items() for dag_id in entry.dag_ids}
+        # A release in which two projects share a dag_id (written before rule D4, or by hand) has no single owner
+        # per dag_id: its runs compare every project's dag_ids instead.
+        self.unique = len(self.owners) == sum(len(entry.dag_ids) for entry in projects.values())
+
+    def clashes(self, resolved: dict[str, ReleasedProject], moved: set[str]) -> list[str]:
+        """duplicate_dag_ids over `resolved` (this release with the projects in `moved` resolved anew or retired),
+        looking only at the moved projects and the live ones that declare the same dag_ids: the others were checked
+        against each other when they went live."""
+        if not self.unique:
+            return duplicate_dag_ids({name: entry.dag_ids for name, entry in resolved.items()})
+        declared: dict[str, Collection[str]] = {name: resolved[name].dag_ids for name in moved if name in resolved}
+        for dag_ids in list(declared.values()):
+            for dag_id in dag_ids:
+                owner = self.owners.get(dag_id)
+                if owner is not None and owner not in moved:
+                    declared[owner] = resolved[owner].dag_ids
+        return duplicate_dag_ids(declared)
+
+    def advance(self, table: Mapping[str, str], resolved: dict[str, ReleasedProject],
+                changes: Mapping[str, str | None]) -> None:
+        """Become the release just written: `resolved`, which differs from this one in `changes` only."""
+        for name in changes:
+            old = self.projects.get(name)
+            for dag_id in old.dag_ids if old is not None else ():
+                if self.owners.get(dag_id) == name:
+                    del self.owners[dag_id]
+            new = resolved.get(name)
+            if new is None:
+                self.versions.pop(name, None)
+                continue
+            self.versions[name] = new.version
+            self.owners.update(dict.fromkeys(new.dag_ids, name))
+        self.table, self.projects = dict(table), resolved
 
 
 class Validator:
@@ -58,6 +114,7 @@ class Validator:
         self.verifier = verifier  # trusts its own key(s): it builds only on a root it signed
         # Shards by digest: content-addressed, so a warm container keeps them and reads only what is new.
         self.shards = releases.ShardCache()
+        self.live: Live | None = None  # the release last built on or written, indexed
 
     def run(self, *, recheck_rejected: bool = False) -> Outcome:
         """Validate the current manifest. `recheck_rejected` (the schedule) looks again at a manifest that
@@ -69,30 +126,37 @@ class Validator:
                 log.info("release.json changed while validating; starting over")
         raise RuntimeError(f"release.json kept changing during {self.attempts} attempts")
 
-    def _previous(self) -> tuple[releases.StoredRoot | None, str | None, dict[str, ReleasedProject]]:
+    def _previous(self) -> tuple[releases.StoredRoot | None, str | None, Live]:
         """The current root (None when there is none, or when it cannot be built on: then the next release starts
         a new chain), the ETag to replace, and the current projects."""
         try:
             stored = releases.read_root(self.store, self.verifier)
             if stored is None:
-                return None, None, {}
-            projects = releases.load_shards(self.store, stored.root, self.shards)
+                return None, None, Live({}, {})
+            live = self._live(stored.root)
         except (DocumentError, releases.UntrustedRelease) as exc:
             log.warning("release.json cannot be built on (%s); the next release starts a new chain", exc)
             blob = self.store.get(keys.RELEASE_KEY)
-            return None, blob.etag if blob else None, {}
+            return None, blob.etag if blob else None, Live({}, {})
         self.shards.keep(stored.root.shards.values())
-        return stored, stored.etag, projects
+        return stored, stored.etag, live
 
-    def _newest(self, previous: releases.StoredRoot | None, current: dict[str, ReleasedProject]) -> tuple[
-            releases.StoredRoot | None, dict[str, ReleasedProject], int]:
+    def _live(self, root: ReleaseRoot) -> Live:
+        """Release `root`'s projects, indexed: the ones kept when it names the same shards (the same entries, by
+        their digests), else read from its shards."""
+        if self.live is None or self.live.table != root.shards or len(self.live.projects) != root.project_count:
+            self.live = Live(root.shards, releases.load_shards(self.store, root, self.shards))
+        return self.live
+
+    def _newest(self, previous: releases.StoredRoot | None, current: Live) -> tuple[
+            releases.StoredRoot | None, Live | None, int]:
         """What to build on, and the sequence floor. release.json is normally the newest release; when the history
         already holds the release after it, release.json is an older root put back (a replay, even a correctly
         signed one): build on the newest recorded release instead, so that a sequence is never used twice and
         hosts, which ignore older releases, take the next one. With no root to build on, the new chain starts
         above every sequence in the history."""
         if previous is None:
-            return None, {}, releases.newest_recorded(self.store)
+            return None, None, releases.newest_recorded(self.store)
         if not releases.superseded(self.store, previous.root.sequence):
             return previous, current, 0
         newest = releases.newest_recorded(self.store)
@@ -101,10 +165,11 @@ class Validator:
         try:
             stored = releases.read_root(self.store, self.verifier, sequence=newest)
             if stored is not None:
-                return stored, releases.load_shards(self.store, stored.root, self.shards), newest
+                return stored, Live(stored.root.shards, releases.load_shards(self.store, stored.root, self.shards)), \
+                    newest
         except (DocumentError, releases.UntrustedRelease) as exc:
             log.warning("release %s cannot be built on (%s); the next release starts a new chain", newest, exc)
-        return None, {}, newest
+        return None, None, newest
 
     def _run_once(self, recheck_rejected: bool) -> Outcome:
         # Release first, then manifest: the manifest read is then at least as new as the one the release was
@@ -124,7 +189,7 @@ class Validator:
             assert rejected is not None
             return Outcome("noop", "manifest already rejected", errors=list(rejected.errors))
 
-        manifest, resolved, errors = self._check(blob.data, current)
+        manifest, resolved, changes, errors = self._check(blob.data, current)
         if errors:
             if already and rejected is not None and rejected.errors == errors:
                 return Outcome("noop", "manifest still rejected", errors=errors)
@@ -134,12 +199,18 @@ class Validator:
         assert manifest is not None  # no errors: it parsed
         written = ManifestWrite(etag=blob.etag, written_at=manifest.written_at,
                                 written_by=manifest.written_by.describe() if manifest.written_by else "")
-        draft = releases.draft(base, before, resolved, manifest=written, now=utcnow(), floor=floor)
+        # `changes` are against the current release; building on another one (a replay put back), draft finds them.
+        known = before is current
+        draft = releases.draft(base, before.projects if before else {}, resolved, manifest=written, now=utcnow(),
+                               floor=floor, changes=changes if known else None, cache=self.shards if known else None)
         data, etag = releases.write(self.store, draft, self.signer, previous_etag)
         sequence, changes = draft.root.sequence, dict(draft.root.changes)
         self.shards.keep(draft.root.shards.values())
         for key, shard in draft.shards.items():
             self.shards.add(key, shard)
+        if known:
+            current.advance(draft.root.shards, resolved, changes)
+        self.live = current if known else None
         self.on_release(change_event(data, etag, resolved, changes))
         if self.record_history:
             history.record(self.store, sequence, changes)
@@ -150,29 +221,35 @@ class Validator:
         if releases.record(self.store, previous.root.sequence, canonical(previous.raw)):
             log.warning("releases/%s was missing and has been written", previous.root.sequence)
 
-    def _check(self, data: bytes, current: dict[str, ReleasedProject]) -> tuple[
-            Manifest | None, dict[str, ReleasedProject], list[str]]:
+    def _check(self, data: bytes, current: Live) -> tuple[
+            Manifest | None, dict[str, ReleasedProject], dict[str, str | None], list[str]]:
         try:
             manifest = load_yaml(Manifest, data, keys.MANIFEST_KEY)
         except DocumentError as exc:
-            return None, {}, [str(exc)]
-        resolved, errors = self._resolve(manifest, current)
-        return manifest, resolved, errors + duplicate_dag_ids({p: e.dag_ids for p, e in resolved.items()})
+            return None, {}, {}, [str(exc)]
+        resolved, changes, errors = self._resolve(manifest, current)
+        return manifest, resolved, changes, errors + current.clashes(resolved, set(changes))
 
-    def _resolve(self, manifest: Manifest, current: dict[str, ReleasedProject]) -> tuple[
-            dict[str, ReleasedProject], list[str]]:
-        resolved: dict[str, ReleasedProject] = {}
+    def _resolve(self, manifest: Manifest, current: Live) -> tuple[
+            dict[str, ReleasedProject], dict[str, str | None], list[str]]:
+        """Every project of the manifest resolved, and what changed: the current release's entry where the version
+        is the same (validated when it went live; hosts re-check its sha256), the others read from the catalog.
+        Finding which versions differ is the one step that looks at every project (0.4 ms at 10,000)."""
+        wanted, versions = manifest.projects, current.versions
+        changes: dict[str, str | None] = {p: v for p, v in wanted.items() if versions.get(p) != v}
+        changes.update(dict.fromkeys(versions.keys() - wanted))
+        changes = dict(sorted(changes.items()))
+        resolved = dict(current.projects)
         errors: list[str] = []
-        for project, version in manifest.projects.items():
-            prior = current.get(project)
-            if prior is not None and prior.version == version:
-                resolved[project] = prior  # validated when it went live; hosts re-check its sha256
+        for project, version in changes.items():
+            resolved.pop(project, None)
+            if version is None:
                 continue
             try:
                 resolved[project] = self._resolve_one(project, version)
             except (ResolveError, DocumentError) as exc:
                 errors.append(f"{project} {version}: {exc}")
-        return resolved, errors
+        return resolved, changes, errors
 
     def _resolve_one(self, project: str, version: str) -> ReleasedProject:
         catalog: Catalog | None = read_catalog(self.store, project)
