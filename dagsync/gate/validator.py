@@ -208,9 +208,12 @@ class Validator:
         self.shards.keep(draft.root.shards.values())
         for key, shard in draft.shards.items():
             self.shards.add(key, shard)
-        if known:
+        # Kept only when built on and indexed by owner: an accepted release holds no shared dag_id, so one that
+        # replaced a release that did (or was built on another) is indexed anew by the next run, once.
+        keep = known and current.unique
+        if keep:
             current.advance(draft.root.shards, resolved, changes)
-        self.live = current if known else None
+        self.live = current if keep else None
         self.on_release(change_event(data, etag, resolved, changes))
         if self.record_history:
             history.record(self.store, sequence, changes)

@@ -1,0 +1,137 @@
+"""The warm validator (gate.validator.Live kept from run to run) against a cold one on the paths where what it kept
+must be dropped or cannot be trusted: a release written by another run while it was validating, an older root put
+back at release.json, and a release written elsewhere whose projects already share a dag_id."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagsync.core import keys, releases
+from dagsync.core.documents import YAML, read_release
+from dagsync.core.models import Manifest, ManifestWrite, Release, ReleasedProject
+from dagsync.core.serde import dump_yaml
+from dagsync.gate.validator import Outcome
+from dagsync.publish.publisher import publish
+from tests.support.gate import Recorder
+from tests.support.projects import TEST_CHAIN, dag, put_release
+from tests.support.store import FakeStore
+
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
+
+
+def _version(store: FakeStore, src: Path, project: str, version: str, *dag_ids: str) -> None:
+    folder = src / project / version
+    folder.mkdir(parents=True)
+    for dag_id in dag_ids:
+        (folder / f"{dag_id}.py").write_bytes(dag(dag_id))
+    publish(store, project, version, folder)
+
+
+def _manifest(store: FakeStore, projects: dict[str, str]) -> None:
+    store.put(keys.MANIFEST_KEY, dump_yaml(Manifest(projects=projects)), content_type=YAML)
+
+
+def _same_as_cold(warm: Recorder, store: FakeStore) -> Outcome:
+    """The warm validator's outcome, after a cold one on a copy of the bucket decided the same, and with the stored
+    shard table the one a table built whole would be."""
+    copied = copy.deepcopy(store)
+    cold = Recorder(copied).run()
+    outcome = warm.run()
+    assert (outcome.status, outcome.detail, outcome.errors, outcome.changed) == (
+        cold.status, cold.detail, cold.errors, cold.changed)
+    if outcome.status == "accepted":
+        release, _ = read_release(store)
+        assert release is not None
+        whole = releases.compose(sequence=release.sequence, chain=TEST_CHAIN, after=dict(release.projects),
+                                 manifest=ManifestWrite(etag='"m"'), now=NOW)
+        stored = store.get(keys.RELEASE_KEY)
+        assert stored is not None and json.loads(stored.data)["shards"] == whole.root.shards
+    return outcome
+
+
+def test_a_warm_validator_that_lost_a_race_checks_against_the_release_that_won(store: FakeStore,
+                                                                               tmp_path: Path) -> None:
+    # Given a (x) and b (y) released by a validator that keeps running
+    warm = Recorder(store)
+    _version(store, tmp_path, "a", "1", "x")
+    _version(store, tmp_path, "b", "1", "y")
+    _version(store, tmp_path, "c", "1", "z")
+    _version(store, tmp_path, "d", "1", "z")
+    _manifest(store, {"a": "1", "b": "1"})
+    assert _same_as_cold(warm, store).sequence == 1
+    # And, between its reads and its release write, another run releases c (z) and the manifest moves on to d (z)
+    _manifest(store, {"a": "1", "b": "1", "c": "1"})
+
+    def another_run_releases_c_then_d_is_promoted() -> None:
+        assert Recorder(store).run().sequence == 2
+        _manifest(store, {"a": "1", "b": "1", "c": "1", "d": "1"})
+
+    store.race(keys.RELEASE_KEY, another_run_releases_c_then_d_is_promoted)
+    # When it runs: refused, it starts over on release 2 (its kept release 1 knew no c)
+    outcome = warm.run()
+    # Then d is refused for z, which c owns in release 2, as a cold validator refuses it
+    assert outcome.errors == ["dag_id 'z' is declared by more than one live project: c, d"]
+    cold = Recorder(copy.deepcopy(store)).run(recheck_rejected=True)
+    assert (cold.detail, cold.errors) == ("manifest still rejected", outcome.errors)
+    # And once c retires, d takes z in release 3, built on release 2
+    _manifest(store, {"a": "1", "b": "1", "d": "1"})
+    assert (_same_as_cold(warm, store).sequence, warm.events[-1].changed) == (3, ["c", "d"])
+
+
+def test_a_warm_validator_builds_on_the_newest_release_when_an_older_root_is_put_back(store: FakeStore,
+                                                                                      tmp_path: Path) -> None:
+    # Given releases 1 (a) and 2 (a, b declaring y) by a validator that keeps running
+    warm = Recorder(store)
+    _version(store, tmp_path, "a", "1", "x")
+    _version(store, tmp_path, "b", "1", "y")
+    _version(store, tmp_path, "c", "1", "y")
+    _version(store, tmp_path, "e", "1", "w")
+    _manifest(store, {"a": "1"})
+    _same_as_cold(warm, store)
+    _manifest(store, {"a": "1", "b": "1"})
+    assert _same_as_cold(warm, store).sequence == 2
+    # And release 1's root put back at release.json (a replay)
+    replayed = store.get(keys.release_key(1))
+    assert replayed is not None
+    store.put(keys.RELEASE_KEY, replayed.data)
+    # When c (y) arrives with b still live: refused naming both, although release 1 knew no b
+    _manifest(store, {"a": "1", "b": "1", "c": "1"})
+    assert _same_as_cold(warm, store).errors == ["dag_id 'y' is declared by more than one live project: b, c"]
+    # When b retires for c: release 3 is built on release 2 (the newest), not on the replayed release 1
+    _manifest(store, {"a": "1", "c": "1"})
+    outcome = _same_as_cold(warm, store)
+    assert (outcome.sequence, outcome.changed) == (3, ["b", "c"])
+    # And the next change is O(changed) again from the release it wrote
+    _manifest(store, {"a": "1", "c": "1", "e": "1"})
+    assert (_same_as_cold(warm, store).sequence, warm.events[-1].changed) == (4, ["e"])
+
+
+def test_a_release_written_with_a_shared_dag_id_is_checked_whole_until_and_after_the_clash_is_gone(
+        store: FakeStore, tmp_path: Path) -> None:
+    # Given release 1 written elsewhere (before rule D4) in which a and b both declare x
+    def entry(project: str, *dag_ids: str) -> ReleasedProject:
+        return ReleasedProject(version="1", archive_key=keys.archive_key(project, "1"), sha256="0" * 64, size=1,
+                               files=1, uncompressed_size=1, dag_ids=list(dag_ids))
+
+    put_release(store, Release(sequence=1, manifest_etag='"old"', published_at=NOW, chain=TEST_CHAIN,
+                               projects={"a": entry("a", "x"), "b": entry("b", "x")}))
+    warm = Recorder(store)
+    _version(store, tmp_path, "c", "1", "z")
+    _version(store, tmp_path, "d", "1", "x")
+    # When c arrives: refused for the clash already live, as a check of every project would
+    _manifest(store, {"a": "1", "b": "1", "c": "1"})
+    assert _same_as_cold(warm, store).errors == ["dag_id 'x' is declared by more than one live project: a, b"]
+    # When b retires: released
+    _manifest(store, {"a": "1", "c": "1"})
+    assert _same_as_cold(warm, store).changed == ["b", "c"]
+    # Then x still belongs to a: d declaring it is refused naming a, warm as cold
+    _manifest(store, {"a": "1", "c": "1", "d": "1"})
+    assert _same_as_cold(warm, store).errors == ["dag_id 'x' is declared by more than one live project: a, d"]
+    # (and the release that no longer shares x is indexed by owner again: later changes are checked O(changed))
+    assert warm.validator.live is not None and warm.validator.live.unique
+    # And once a retires, d takes x
+    _manifest(store, {"c": "1", "d": "1"})
+    assert _same_as_cold(warm, store).changed == ["a", "d"]
