@@ -3,6 +3,7 @@ written straight to the bucket (as a tool bypassing the CLI would)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dagsync.core import keys
@@ -13,7 +14,7 @@ from dagsync.core.store import Blob, ObjectStore
 from dagsync.gate.validator import Outcome, Validator
 from dagsync.publish.publisher import publish
 from tests.support import signing
-from tests.support.projects import EXAMPLES
+from tests.support.projects import EXAMPLES, dag
 
 
 class Recorder:
@@ -42,8 +43,21 @@ def baseline(store: ObjectStore) -> Blob:
     return release
 
 
+def publish_dags(store: ObjectStore, src: Path, project: str, version: str, *dag_ids: str) -> None:
+    """`project` `version` published (not promoted) from a folder under `src` with one DAG file per dag_id."""
+    folder = src / project / version
+    folder.mkdir(parents=True)
+    for dag_id in dag_ids:
+        (folder / f"{dag_id}.py").write_bytes(dag(dag_id))
+    publish(store, project, version, folder)
+
+
+def put_manifest(store: ObjectStore, projects: dict[str, str]) -> str:
+    """A manifest of exactly `projects`, written straight to the bucket."""
+    return store.put(keys.MANIFEST_KEY, dump_yaml(Manifest(projects=projects)), content_type=YAML)
+
+
 def set_manifest(store: ObjectStore, changes: dict[str, str]) -> str:
     """Write the manifest straight to the bucket with `changes` applied to the current projects."""
     current, _ = read_manifest(store)
-    projects = {**(current.projects if current else {}), **changes}
-    return store.put(keys.MANIFEST_KEY, dump_yaml(Manifest(projects=projects)), content_type=YAML)
+    return put_manifest(store, {**(current.projects if current else {}), **changes})
