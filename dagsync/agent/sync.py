@@ -292,10 +292,9 @@ class Syncer:
             self.state.release_etag = self.etag
         removed = self.retention.run(self.state, deep=check == "digest") if full and complete else 0
         self._save()
-        # every folder that matters watched: nothing the scan read went unwatched, nor the store folder of a project
-        # fetched (a new one no scan read yet: _settle watches it)
-        watched = self.watch.misses == misses and all(
-            self.watch.watching(f"{self.reader.store}/{p}") for p in result.fetched)
+        # every folder that matters watched: the watch counts a miss for each folder it could not add, those the scan
+        # read and the store folders of the projects fetched (new ones no scan read yet: _settle watches them)
+        watched = self.watch.misses == misses
         exact = complete and watched and not todo.blocked and self.state.sequence == release.sequence and (
             todo.view is None or result.view == todo.view.sequence)
         self._settle_watch(release.sequence if exact and only is None else None)

@@ -347,7 +347,7 @@ def compose(*, sequence: int, chain: Chain, after: dict[str, ReleasedProject], m
     changes = dict(sorted(changes.items())) if changes is not None else changes_between(before, after)
     shards_table = dict(table or {})
     touched = {_shard_id(p) for p in changes} if table is not None else {_shard_id(p) for p in after}
-    grouped = _members(touched, changes, after, shards_table, cache) if table is not None and cache else None
+    grouped = _members(touched, changes, after, shards_table, cache) if table is not None else None
     if grouped is None:
         grouped = {sid: {} for sid in touched}
         for name, entry in after.items():
@@ -368,9 +368,11 @@ def compose(*, sequence: int, chain: Chain, after: dict[str, ReleasedProject], m
 
 
 def _members(touched: Iterable[str], changes: Mapping[str, str | None], after: Mapping[str, ReleasedProject],
-             table: Mapping[str, str], cache: ShardCache) -> dict[str, dict[str, ReleasedProject]] | None:
+             table: Mapping[str, str], cache: ShardCache | None) -> dict[str, dict[str, ReleasedProject]] | None:
     """The entries of `after` in each touched shard: its old members and the changed projects that belong in it,
-    as `after` has them. None when an old shard is not in `cache`."""
+    as `after` has them. None without a cache, or when an old shard is not in it."""
+    if cache is None:
+        return None
     grouped: dict[str, dict[str, ReleasedProject]] = {}
     for sid in touched:
         old = cache.get(table[sid]) if sid in table else {}

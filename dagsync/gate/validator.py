@@ -149,27 +149,26 @@ class Validator:
         return self.live
 
     def _newest(self, previous: releases.StoredRoot | None, current: Live) -> tuple[
-            releases.StoredRoot | None, Live | None, int]:
+            releases.StoredRoot | None, dict[str, ReleasedProject], int]:
         """What to build on, and the sequence floor. release.json is normally the newest release; when the history
         already holds the release after it, release.json is an older root put back (a replay, even a correctly
         signed one): build on the newest recorded release instead, so that a sequence is never used twice and
         hosts, which ignore older releases, take the next one. With no root to build on, the new chain starts
         above every sequence in the history."""
         if previous is None:
-            return None, None, releases.newest_recorded(self.store)
+            return None, {}, releases.newest_recorded(self.store)
         if not releases.superseded(self.store, previous.root.sequence):
-            return previous, current, 0
+            return previous, current.projects, 0
         newest = releases.newest_recorded(self.store)
         log.warning("release.json is release %s but the history holds release %s: building on that",
                     previous.root.sequence, newest)
         try:
             stored = releases.read_root(self.store, self.verifier, sequence=newest)
             if stored is not None:
-                return stored, Live(stored.root.shards, releases.load_shards(self.store, stored.root, self.shards)), \
-                    newest
+                return stored, releases.load_shards(self.store, stored.root, self.shards), newest
         except (DocumentError, releases.UntrustedRelease) as exc:
             log.warning("release %s cannot be built on (%s); the next release starts a new chain", newest, exc)
-        return None, None, newest
+        return None, {}, newest
 
     def _run_once(self, recheck_rejected: bool) -> Outcome:
         # Release first, then manifest: the manifest read is then at least as new as the one the release was
@@ -200,9 +199,9 @@ class Validator:
         written = ManifestWrite(etag=blob.etag, written_at=manifest.written_at,
                                 written_by=manifest.written_by.describe() if manifest.written_by else "")
         # `changes` are against the current release; building on another one (a replay put back), draft finds them.
-        known = before is current
-        draft = releases.draft(base, before.projects if before else {}, resolved, manifest=written, now=utcnow(),
-                               floor=floor, changes=changes if known else None, cache=self.shards if known else None)
+        known = before is current.projects
+        draft = releases.draft(base, before, resolved, manifest=written, now=utcnow(), floor=floor,
+                               changes=changes if known else None, cache=self.shards if known else None)
         data, etag = releases.write(self.store, draft, self.signer, previous_etag)
         sequence, changes = draft.root.sequence, dict(draft.root.changes)
         self.shards.keep(draft.root.shards.values())

@@ -380,3 +380,26 @@ def test_releases_of_an_older_chain_seen_and_refused_never_teach_the_view_log(
     syncer.sync(full=False, events=[releaser.next({"p06": ("2", "p06\n")})])
     assert syncer.state.sequence == 6
     assert_volume_holds(syncer, releaser, dags)
+
+
+def test_a_new_store_folder_the_watch_could_not_add_keeps_event_cycles_on_the_scan(
+        monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
+    # fs.inotify.max_user_watches reached when a new project's store folder is made: changes there send no event
+    syncer = make_syncer()
+    real, store = syncer.watch._add, os.fspath(syncer.volume.store / "new")
+
+    def add(path: str) -> int:
+        if path == store:
+            syncer.watch.misses += 1
+            return -1
+        return real(path)
+
+    monkeypatch.setattr(syncer.watch, "_add", add)
+    syncer.sync(full=True)
+    syncer.sync(full=False, events=[releaser.next({"new": ("1", "new\n")})])
+    tree = syncer.state.links["new"]
+    os.rename(syncer.volume.tree_path("new", tree), syncer.volume.store / "new" / ".gone")  # unseen by the watch
+    syncer.sync(full=False, events=[releaser.next({"p02": ("2", "two\n")})])
+    assert looks(syncer) == {"changed": 1, "scan": 1}  # the event of p02 went to the scan
+    assert (dags / "new" / "dag.py").read_text() == "new\n"  # fetched again by the scan
+    assert_volume_holds(syncer, releaser, dags)
