@@ -327,15 +327,7 @@ def test_a_folder_the_watch_could_not_watch_keeps_event_cycles_on_the_scan(
         monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
     # fs.inotify.max_user_watches reached when the scan came to the DAG folder: drift there sends no event
     syncer = make_syncer()
-    real, root = syncer.watch._add, os.fspath(dags)
-
-    def add(path: str) -> int:
-        if path == root:
-            syncer.watch.misses += 1
-            return -1
-        return real(path)
-
-    monkeypatch.setattr(syncer.watch, "_add", add)
+    _cannot_watch(monkeypatch, syncer, os.fspath(dags))
     syncer.sync(full=True)
     syncer.sync(full=False, events=[releaser.next({"p01": ("2", "one\n")})])
     (dags / "p20").unlink()
@@ -386,15 +378,7 @@ def test_a_new_store_folder_the_watch_could_not_add_keeps_event_cycles_on_the_sc
         monkeypatch: pytest.MonkeyPatch, releaser: Releaser, make_syncer: Callable[..., Syncer], dags: Path) -> None:
     # fs.inotify.max_user_watches reached when a new project's store folder is made: changes there send no event
     syncer = make_syncer()
-    real, store = syncer.watch._add, os.fspath(syncer.volume.store / "new")
-
-    def add(path: str) -> int:
-        if path == store:
-            syncer.watch.misses += 1
-            return -1
-        return real(path)
-
-    monkeypatch.setattr(syncer.watch, "_add", add)
+    _cannot_watch(monkeypatch, syncer, os.fspath(syncer.volume.store / "new"))
     syncer.sync(full=True)
     syncer.sync(full=False, events=[releaser.next({"new": ("1", "new\n")})])
     tree = syncer.state.links["new"]
@@ -403,3 +387,16 @@ def test_a_new_store_folder_the_watch_could_not_add_keeps_event_cycles_on_the_sc
     assert looks(syncer) == {"changed": 1, "scan": 1}  # the event of p02 went to the scan
     assert (dags / "new" / "dag.py").read_text() == "new\n"  # fetched again by the scan
     assert_volume_holds(syncer, releaser, dags)
+
+
+def _cannot_watch(monkeypatch: pytest.MonkeyPatch, syncer: Syncer, folder: str) -> None:
+    """inotify_add_watch fails for `folder` (fs.inotify.max_user_watches reached), counted as the watch counts it."""
+    real = syncer.watch._add
+
+    def add(path: str) -> int:
+        if path == folder:
+            syncer.watch.misses += 1
+            return -1
+        return real(path)
+
+    monkeypatch.setattr(syncer.watch, "_add", add)

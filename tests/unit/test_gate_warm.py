@@ -39,14 +39,16 @@ def _same_as_cold(warm: Recorder, store: FakeStore) -> Outcome:
     return outcome
 
 
+def _versions_1(store: FakeStore, src: Path, **dag_ids: str) -> None:
+    """Version 1 of each project named, published with its one dag_id."""
+    for project, dag_id in dag_ids.items():
+        publish_dags(store, src, project, "1", dag_id)
+
 def test_a_warm_validator_that_lost_a_race_checks_against_the_release_that_won(store: FakeStore,
                                                                                tmp_path: Path) -> None:
     # Given a (x) and b (y) released by a validator that keeps running
     warm = Recorder(store)
-    publish_dags(store, tmp_path, "a", "1", "x")
-    publish_dags(store, tmp_path, "b", "1", "y")
-    publish_dags(store, tmp_path, "c", "1", "z")
-    publish_dags(store, tmp_path, "d", "1", "z")
+    _versions_1(store, tmp_path, a="x", b="y", c="z", d="z")
     put_manifest(store, {"a": "1", "b": "1"})
     assert _same_as_cold(warm, store).sequence == 1
     # And, between its reads and its release write, another run releases c (z) and the manifest moves on to d (z)
@@ -72,10 +74,7 @@ def test_a_warm_validator_builds_on_the_newest_release_when_an_older_root_is_put
                                                                                       tmp_path: Path) -> None:
     # Given releases 1 (a) and 2 (a, b declaring y) by a validator that keeps running
     warm = Recorder(store)
-    publish_dags(store, tmp_path, "a", "1", "x")
-    publish_dags(store, tmp_path, "b", "1", "y")
-    publish_dags(store, tmp_path, "c", "1", "y")
-    publish_dags(store, tmp_path, "e", "1", "w")
+    _versions_1(store, tmp_path, a="x", b="y", c="y", e="w")
     put_manifest(store, {"a": "1"})
     _same_as_cold(warm, store)
     put_manifest(store, {"a": "1", "b": "1"})
