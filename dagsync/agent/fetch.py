@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from dagsync.core.archive import UnsafeArchive, sha256_file
-from dagsync.core.models import ReleasedProject
+from dagsync.core.models import Entry
 from dagsync.core.store import ObjectStore
 
 from .scan import record_tree
@@ -17,7 +17,7 @@ from .state import TreeRecord
 from .volume import Volume
 
 
-def fetch_tree(store: ObjectStore, volume: Volume, project: str, entry: ReleasedProject, *,
+def fetch_tree(store: ObjectStore, volume: Volume, project: str, entry: Entry, *,
                on_bytes: Callable[[int], None] | None = None) -> TreeRecord:
     """All or nothing: on any error (S3, size, checksum, an unsafe archive, disk) nothing reaches the store."""
     tree = entry.tree_name

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from dagsync.core import delta, keys, releases, serde
 from dagsync.core.archive import write_atomic
 from dagsync.core.documents import JSON
-from dagsync.core.models import ChangeEvent, HostStatus, Release, ReleasedProject, ReleaseRoot, utcnow
+from dagsync.core.models import ChangeEvent, HostStatus, ReleaseRoot, utcnow
 from dagsync.core.store import NotModified, ObjectStore
 
 from . import AGENT_VERSION, logs, views
@@ -71,7 +71,7 @@ class Syncer:
     ) -> None:
         self.store = store
         self.verifier = verifier  # nothing is applied that it did not accept (dagsync.agent.trust)
-        self.shards = releases.ShardCache(lean=True)  # every entry of the release, without what a host never reads
+        self.shards = releases.HeldShards()  # every entry of the release, as much of it as a host reads
         self.volume = volume
         self.settings = settings
         self.metrics = metrics
@@ -86,7 +86,7 @@ class Syncer:
         self._quiet_mark: int | None = None
         self.state: AgentState = recover(volume).state
         self._saved = _fingerprint(dump_state(self.state))  # of the state last written (not the text: memory)
-        self.release: Release | None = None
+        self.release: releases.HeldRelease | None = None
         self.root: ReleaseRoot | None = None  # the root of `release`: what a change event's delta builds on
         self.etag: str | None = None
         self.from_event = False  # `release` was built from a change event, not read from release.json
@@ -128,7 +128,7 @@ class Syncer:
         self._report()
         return result
 
-    def fetch_release(self, events: Sequence[ChangeEvent] = ()) -> tuple[Release, bool]:
+    def fetch_release(self, events: Sequence[ChangeEvent] = ()) -> tuple[releases.HeldRelease, bool]:
         """The current release and whether it changed since the last read. From the change events when they lead,
         one after the other, from the release held to the newest of them (no metadata read at all); otherwise a
         conditional read of release.json (a 304 costs nothing; then only the shards whose digest changed are
@@ -158,13 +158,15 @@ class Syncer:
             self._changed = self._changes(held, stored.root)
         return self._hold(stored.root, projects, stored.etag), True
 
-    def _hold(self, root: ReleaseRoot, projects: dict[str, ReleasedProject], etag: str | None) -> Release:
+    def _hold(self, root: ReleaseRoot, projects: dict[str, releases.HeldEntry],
+              etag: str | None) -> releases.HeldRelease:
         """Keep a verified release as the one held. Its root is kept without `changes`, which the agent never reads
         (a delta builds on the held root's sequence, chain and shards, and checks the next root's own changes) and
         which list every project in the first release of a chain: 10,000 names and versions held for nothing."""
         self.shards.keep(root.shards.values())
         root = root.model_copy(update={"changes": {}})
-        self.release, self.root, self.etag = releases.assemble(root, projects), root, etag
+        self.release = releases.HeldRelease(root.sequence, root.chain, root.published_at, projects)
+        self.root, self.etag = root, etag
         return self.release
 
     def _follow(self, events: Sequence[ChangeEvent]) -> bool:
@@ -207,7 +209,7 @@ class Syncer:
             self.executor.view_log.changed(root.sequence, names)
         return names
 
-    def _check_newest(self, release: Release) -> None:
+    def _check_newest(self, release: releases.HeldRelease) -> None:
         """Newer than anything this host applied, but is it the newest? An older release put back at release.json
         (even one correctly signed) is refused when the history holds a later one: this host, fresh or lagging,
         has nothing of its own to compare it with."""
@@ -222,7 +224,7 @@ class Syncer:
         self.metrics.releases_refused.labels(reason).inc()
         logs.warning("release refused", reason=reason, error=error, **kv)
 
-    def _same_chain(self, release: Release) -> bool:
+    def _same_chain(self, release: releases.HeldRelease) -> bool:
         """Sequences count within a chain, and a chain within the bucket it came from. From another bucket (the host
         was pointed at another environment), any chain is taken, older or not. In the same bucket, a chain made
         later replaces ours (a redeployed environment, a restored volume): start over from it; one made earlier
@@ -357,7 +359,7 @@ class Syncer:
             self.watch.drain()
             self._settled = (exact, self.watch.seen, self.watch.misses)
 
-    def _admissible(self, release: Release) -> bool:
+    def _admissible(self, release: releases.HeldRelease) -> bool:
         """Not from an older chain, not older than what this host applied, not an older release put back."""
         if not self._same_chain(release):
             return False
@@ -369,7 +371,7 @@ class Syncer:
             self._check_newest(release)  # an event's release is the one right after the release held
         return True
 
-    def _quiet_cycle(self, release: Release) -> SyncResult:
+    def _quiet_cycle(self, release: releases.HeldRelease) -> SyncResult:
         """A full reconcile of a quiet volume: only retention, which may have come due with time."""
         removed = self.retention.run(self.state, deep=False)
         if removed:

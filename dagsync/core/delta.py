@@ -9,8 +9,10 @@ refused (UntrustedRelease, reason "bad_delta") or left to the conditional read t
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagsync.core.models import ChangeEvent, ReleasedProject, ReleaseRoot
-from dagsync.core.releases import ShardCache, UntrustedRelease, Verifier, digest, encode_shard, parse_root, shard_of
+from dagsync.core.releases import Shards, UntrustedRelease, Verifier, digest, encode_shard, parse_root, shard_of
 from dagsync.core.serde import DocumentError, canonical, validate_raw
 
 BAD_DELTA = "bad_delta"
@@ -28,7 +30,7 @@ def next_root(event: ChangeEvent, held: ReleaseRoot, verifier: Verifier) -> Rele
     return root
 
 
-def rebuild(root: ReleaseRoot, held: ReleaseRoot, event: ChangeEvent, cache: ShardCache) -> None:
+def rebuild(root: ReleaseRoot, held: ReleaseRoot, event: ChangeEvent, cache: Shards[Any]) -> None:
     """Put into `cache` every shard the event's changes touch, rebuilt from `held`'s shard (when cached) plus the
     event's entries, each checked against the digest the signed root names; a shard not rebuilt is left for the
     caller to fetch (releases.load_shards fetches what the cache lacks). UntrustedRelease (BAD_DELTA) when the

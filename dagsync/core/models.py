@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -151,10 +152,44 @@ class ReleasedProject(_Archive):
 
     @property
     def tree_name(self) -> str:
-        """The store folder name on a host: version plus a checksum prefix, so a name is never reused
-        for other content. Interned: a host holds each tree's name in several places (its record, its link, the
-        folders it reads)."""
-        return sys.intern(f"{self.version}-{self.sha256[:12]}")
+        return tree_name(self.version, self.sha256)
+
+
+def tree_name(version: str, sha256: str) -> str:
+    """The store folder name of an archive on a host: version plus a checksum prefix, so a name is never reused for
+    other content. Interned: a host holds each tree's name in several places (its record, its link, the folders it
+    reads)."""
+    return sys.intern(f"{version}-{sha256[:12]}")
+
+
+class Entry(Protocol):
+    """What a release's consumers read of a project's entry: a ReleasedProject, or the lean copy a host holds
+    (dagsync.core.releases.HeldEntry)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def files(self) -> int: ...
+    @property
+    def archive_key(self) -> str: ...
+    @property
+    def tree_name(self) -> str: ...
+
+
+class Released(Protocol):
+    """What a release's consumers read of a whole release: a Release, or what a host holds of one
+    (dagsync.core.releases.HeldRelease)."""
+
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def chain(self) -> Chain | None: ...
+    @property
+    def projects(self) -> Mapping[str, Entry]: ...
 
 
 class ParseBudget(_Model):
@@ -302,7 +337,7 @@ class HostStatus(_Model):
     updated_at: datetime
 
     @staticmethod
-    def differences_from(release: Release | None, live: dict[str, str]) -> dict[str, str | None]:
+    def differences_from(release: Released | None, live: dict[str, str]) -> dict[str, str | None]:
         """`live` (project -> version on a host) as differences from `release`: the inverse of `live()`."""
         released = release.projects if release else {}
         out: dict[str, str | None] = {p: v for p, v in live.items() if p not in released or released[p].version != v}

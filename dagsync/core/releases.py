@@ -11,6 +11,7 @@ canonical bytes, so one signature check and one sha256 per shard vouch for every
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import hashlib
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from dagsync.core import keys
 from dagsync.core.models import (
@@ -32,6 +33,7 @@ from dagsync.core.models import (
     ReleaseRoot,
     ReleaseShard,
     Signature,
+    tree_name,
 )
 from dagsync.core.serde import DocumentError, canonical, parse_json_object, validate_raw
 from dagsync.core.store import ObjectStore, PreconditionFailed
@@ -110,43 +112,33 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class ShardCache:
+E = TypeVar("E", ReleasedProject, "HeldEntry")
+
+
+class Shards(abc.ABC, Generic[E]):
     """Parsed shards by digest, each put in from its verified bytes (`add`). Digests name content, so an entry is
-    never stale; `keep` drops the rest.
+    never stale; `keep` drops the rest. ShardCache holds full entries, HeldShards what a host holds of them."""
 
-    `lean` is for a host, which holds every entry of the release (10,000 in the largest estates) and reads of each
-    only what it fetches and links: its entries leave out the dag_ids (a third to a half of an entry's memory,
-    never read by the agent), and each shard's verified bytes are kept, compressed, so that `entries` gives a delta
-    the full entries to rebuild the next shard from, byte for byte."""
-
-    def __init__(self, *, lean: bool = False) -> None:
-        self.lean = lean
-        self._shards: dict[str, dict[str, ReleasedProject]] = {}
-        self._stored: dict[str, bytes] = {}  # lean: digest -> the shard's bytes, zlib-compressed
+    def __init__(self) -> None:
+        self._shards: dict[str, dict[str, E]] = {}
         self._placed: set[tuple[str, str]] = set()  # (shard id, digest) whose every entry was found in its place
 
-    def get(self, key: str) -> dict[str, ReleasedProject] | None:
+    def get(self, key: str) -> dict[str, E] | None:
         return self._shards.get(key)
 
+    @abc.abstractmethod
     def entries(self, key: str) -> dict[str, ReleasedProject] | None:
-        """Shard `key`'s entries in full (what `get` gives, unless the cache is lean)."""
-        if not self.lean:
-            return self.get(key)
-        stored = self._stored.get(key)
-        return parse_shard(zlib.decompress(stored), key) if stored is not None else None
+        """Shard `key`'s entries in full: what a delta rebuilds the next shard from, byte for byte."""
 
+    @abc.abstractmethod
     def add(self, key: str, data: bytes) -> None:
         """Parse shard `key` from its bytes and keep it (UntrustedRelease when they are not the ones the digest
         names: nothing is kept)."""
-        self._shards[key] = parse_shard(data, key, lean=self.lean)
-        if self.lean:
-            self._stored[key] = zlib.compress(data, 1)
 
     def keep(self, digests: Iterable[str]) -> None:
         wanted = set(digests)
         for key in [k for k in self._shards if k not in wanted]:
             del self._shards[key]
-            self._stored.pop(key, None)
         self._placed = {p for p in self._placed if p[1] in wanted}
 
     def place(self, shard_id: str, key: str) -> None:
@@ -158,6 +150,72 @@ class ShardCache:
                 raise UntrustedRelease(f"{keys.shard_key(key)} holds {name}, which belongs in shard {shard_of(name)}",
                                        "bad_shard")
         self._placed.add((shard_id, key))
+
+
+class ShardCache(Shards[ReleasedProject]):
+    """Shards with their entries in full."""
+
+    def entries(self, key: str) -> dict[str, ReleasedProject] | None:
+        return self.get(key)
+
+    def add(self, key: str, data: bytes) -> None:
+        self._shards[key] = parse_shard(data, key)
+
+
+class HeldEntry:
+    """What a host holds of a released project's entry: what it fetches, checks and links by. A host holds every
+    entry of the release (10,000 in the largest estates), so this is slotted and leaves out what it never reads
+    (dag_ids, parse time) and what it can derive (the archive's key, checked on the way in): about 100 bytes where a
+    ReleasedProject takes 450 with its dict (docs/agent.md, "Memory")."""
+
+    __slots__ = ("files", "project", "sha256", "size", "version")
+
+    def __init__(self, project: str, entry: ReleasedProject) -> None:
+        if entry.archive_key != keys.archive_key(project, entry.version):
+            raise UntrustedRelease(f"the entry of {project} names archive {entry.archive_key!r}, not "
+                                   f"{keys.archive_key(project, entry.version)!r}", "bad_shard")
+        self.project, self.version, self.sha256 = project, sys.intern(entry.version), entry.sha256
+        self.size, self.files = entry.size, entry.files
+
+    @property
+    def archive_key(self) -> str:
+        return keys.archive_key(self.project, self.version)
+
+    @property
+    def tree_name(self) -> str:
+        return tree_name(self.version, self.sha256)
+
+
+class HeldShards(Shards[HeldEntry]):
+    """A host's shards: HeldEntry entries, and each shard's verified bytes kept compressed, so that `entries` gives
+    a delta the full entries to rebuild the next shard from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stored: dict[str, bytes] = {}  # digest -> the shard's bytes, zlib-compressed
+
+    def entries(self, key: str) -> dict[str, ReleasedProject] | None:
+        stored = self._stored.get(key)
+        return parse_shard(zlib.decompress(stored), key) if stored is not None else None
+
+    def add(self, key: str, data: bytes) -> None:
+        self._shards[key] = {name: HeldEntry(name, entry) for name, entry in parse_shard(data, key).items()}
+        self._stored[key] = zlib.compress(data, 1)
+
+    def keep(self, digests: Iterable[str]) -> None:
+        super().keep(digests)
+        for key in [k for k in self._stored if k not in self._shards]:
+            del self._stored[key]
+
+
+@dataclass(frozen=True)
+class HeldRelease:
+    """What a host holds of a release: its sequence, chain, time and every project's HeldEntry."""
+
+    sequence: int
+    chain: Chain | None
+    published_at: datetime
+    projects: dict[str, HeldEntry]
 
 
 @dataclass(frozen=True)
@@ -206,18 +264,13 @@ def read_root_at(store: ObjectStore, verifier: Verifier, sequence: int) -> Store
     return stored
 
 
-def parse_shard(data: bytes, expected: str, *, lean: bool = False) -> dict[str, ReleasedProject]:
-    """The entries of a shard from its bytes, checked against the digest `expected`; `lean`: without their dag_ids
-    (see ShardCache)."""
+def parse_shard(data: bytes, expected: str) -> dict[str, ReleasedProject]:
+    """The entries of a shard from its bytes, checked against the digest `expected`."""
     found = digest(data)
     if found != expected:
         raise UntrustedRelease(f"{keys.shard_key(expected)}: its bytes have sha256 {found[:12]}, not the root's "
                                f"{expected[:12]}", "bad_shard")
     raw = parse_json_object(data, keys.shard_key(expected), ReleaseShard.max_document_bytes)
-    if lean and isinstance(raw.get("projects"), dict):
-        for entry in raw["projects"].values():
-            if isinstance(entry, dict):
-                entry.pop("dag_ids", None)
     return _compact(validate_raw(ReleaseShard, raw, keys.shard_key(expected)).projects)
 
 
@@ -235,7 +288,7 @@ def _compact(projects: Mapping[str, ReleasedProject]) -> dict[str, ReleasedProje
     return out
 
 
-def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dict[str, ReleasedProject]:
+def load_shards(store: ObjectStore, root: ReleaseRoot, cache: Shards[E]) -> dict[str, E]:
     """Every entry of the release, each shard from the cache or fetched (and checked against its digest)."""
     missing = sorted({d for d in root.shards.values() if cache.get(d) is None})
 
@@ -250,7 +303,7 @@ def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dic
         with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(missing))) as pool:
             for key, data in pool.map(fetch, missing):
                 cache.add(key, data)
-    projects: dict[str, ReleasedProject] = {}
+    projects: dict[str, E] = {}
     for shard_id, key in sorted(root.shards.items()):
         entries = cache.get(key)
         assert entries is not None
@@ -262,7 +315,7 @@ def load_shards(store: ObjectStore, root: ReleaseRoot, cache: ShardCache) -> dic
     return projects
 
 
-def changed_projects(before: ReleaseRoot, after: ReleaseRoot, cache: ShardCache) -> set[str] | None:
+def changed_projects(before: ReleaseRoot, after: ReleaseRoot, cache: Shards[Any]) -> set[str] | None:
     """The projects whose tree (version and checksum) differs between two releases, from the shards whose digest
     differs, both in `cache`: what a host must look at, whatever the root's `changes` say. None when a shard is not
     in the cache."""

@@ -361,7 +361,8 @@ def test_releases_of_an_older_chain_seen_and_refused_never_teach_the_view_log(
                              now=datetime.now(UTC))
     releases.write(store, three, signing.SIGNER, store.etags[keys.RELEASE_KEY])
     assert syncer.sync(full=True).outcome == "noop"
-    bumped = {**base, "p30": base["p30"].model_copy(update={"version": "9"})}
+    nine = base["p30"].model_copy(update={"version": "9", "archive_key": keys.archive_key("p30", "9")})
+    bumped = {**base, "p30": nine}
     four = releases.compose(sequence=4, chain=older, before=base, after=bumped, table=three.root.shards,
                             manifest=ManifestWrite(etag='"m"'), now=datetime.now(UTC))
     releases.write(store, four, signing.SIGNER, store.etags[keys.RELEASE_KEY])

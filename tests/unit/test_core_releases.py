@@ -99,14 +99,17 @@ def test_a_shard_holding_a_project_of_another_shard_is_refused(store: FakeStore)
         releases.read_release(store, releases.AcceptUnsigned())
 
 
-def test_a_lean_cache_holds_entries_without_dag_ids_and_gives_them_back_in_full(store: FakeStore) -> None:
-    # Given a release of 300 projects, read through a lean cache (a host's) and through a plain one
+def test_a_host_holds_lean_entries_and_gets_them_back_in_full(store: FakeStore) -> None:
+    # Given a release of 300 projects, read through a host's cache and through a plain one
     made = release(store, projects(300))
-    lean, plain = releases.ShardCache(lean=True), releases.ShardCache()
+    lean, plain = releases.HeldShards(), releases.ShardCache()
     held = releases.load_shards(store, made.root, lean)
     assert releases.load_shards(store, made.root, plain) == projects(300)
-    # Then the lean entries are the release's but for their dag_ids, which a host never reads
-    assert held == {n: e.model_copy(update={"dag_ids": []}) for n, e in projects(300).items()}
+    # Then the host holds of each entry what it fetches, checks and links by, as the release has it
+    fields = ("version", "sha256", "size", "files", "archive_key", "tree_name")
+    assert {n: tuple(getattr(e, f) for f in fields) for n, e in held.items()} == {
+        n: tuple(getattr(e, f) for f in fields) for n, e in projects(300).items()}
+    assert all(type(e) is releases.HeldEntry for e in held.values())
     # And every shard's full entries come back byte for byte, for a delta to rebuild the next shard from
     for key, data in made.shards.items():
         full = lean.entries(key)
@@ -116,6 +119,23 @@ def test_a_lean_cache_holds_entries_without_dag_ids_and_gives_them_back_in_full(
     with pytest.raises(releases.UntrustedRelease, match="not the root's"):
         lean.add(key, made.shards[key].replace(b'"size":10', b'"size":11'))
     assert lean.entries(key) == plain.get(key)
+    # And a shard dropped from the cache takes its bytes with it
+    lean.keep([])
+    assert lean.get(key) is None and lean.entries(key) is None
+
+
+def test_a_host_refuses_an_entry_whose_archive_is_not_its_own(store: FakeStore) -> None:
+    # Given a release in which p0001's entry names p0002's archive (the validator never writes one)
+    other = projects(3)["p0001"].model_copy(update={"archive_key": keys.archive_key("p0002", "1")})
+    wrong = {**projects(3), "p0001": other}
+    made = release(store, wrong)
+    # Then a host refuses the shard that holds it (it derives each archive's key and never reads another's), and
+    # keeps nothing of it
+    lean = releases.HeldShards()
+    with pytest.raises(releases.UntrustedRelease, match="names archive 'projects/p0002/1/dags.tar.gz'"):
+        releases.load_shards(store, made.root, lean)
+    sid = releases.shard_of("p0001")
+    assert lean.get(made.root.shards[sid]) is None
 
 
 def test_a_root_whose_count_disagrees_with_its_shards_is_refused(store: FakeStore) -> None:
