@@ -10,9 +10,18 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass
 
 from dagsync.core.models import Chain
@@ -25,12 +34,27 @@ class StateCorrupt(ValueError):
     """state.json exists but cannot be read."""
 
 
-def listing_digest(listing: Iterable[FileEntry]) -> str:
-    """sha256 over a tree's file listing: what the stat check compares, 64 bytes whatever the number of files."""
+def listing_digest(listing: Iterable[FileEntry]) -> bytes:
+    """sha256 over a tree's file listing: what the stat check compares, 32 bytes whatever the number of files."""
     digest = hashlib.sha256()
     for rel, size, mtime_ns in listing:
         digest.update(f"{rel}\0{size}\0{mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return digest.digest()
+
+
+def _from_hex(value: object) -> object:
+    """A digest as state.json has it (hex). Text that is not hex is no digest this agent wrote: read as none, which
+    no tree matches, so the tree is checked and fetched again."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return b""
+
+
+# A digest held as its 32 bytes (a host holds two per tree: 96 bytes fewer than as hex), written as hex.
+Digest = Annotated[bytes, BeforeValidator(_from_hex), PlainSerializer(bytes.hex, return_type=str)]
 
 
 @dataclass(slots=True, config=ConfigDict(extra="forbid"))  # one per tree on the host: a slotted dataclass
@@ -39,8 +63,8 @@ class TreeRecord:  # takes about a fifth of a BaseModel's memory (no __dict__, n
     sha256: str = ""  # archive checksum; "" for a tree adopted from disk during a rebuild
     # listing_digest of the file listing recorded at install. State files written before it kept the listing itself
     # ("listing", or "manifest" before 0.2): read, and hashed on the way in.
-    listing: str = Field(default="", validation_alias=AliasChoices("listing", "manifest"))
-    digest: str = ""  # sha256 over every file's path and content: the periodic deep check
+    listing: Digest = Field(default=b"", validation_alias=AliasChoices("listing", "manifest"))
+    digest: Digest = b""  # sha256 over every file's path and content: the periodic deep check
     retired_at: float | None = None  # when it stopped being live; None while live (or never linked yet)
 
     @field_validator("listing", mode="before")
@@ -96,5 +120,7 @@ def load_state(path: Path) -> AgentState | None:
 
 
 def dump_state(state: AgentState) -> bytes:
-    """state.json's bytes, written with dagsync.core.archive.write_atomic (a reader sees the old file or the new)."""
-    return state.model_dump_json(indent=1).encode()
+    """state.json's bytes, written with dagsync.core.archive.write_atomic (a reader sees the old file or the new).
+    Encoded straight to bytes: at 10,000 projects the file is 4 MB, and model_dump_json's text plus its encoded copy
+    held both at once, at the end of every cycle that changed something."""
+    return AgentState.__pydantic_serializer__.to_json(state, indent=1)
