@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -90,6 +91,16 @@ def _lean_endpoints(session: boto3.session.Session) -> None:
 
 
 _trimmed: set[str] = set()  # services whose cached model is lean already (one session per process)
+_operations: dict[str, frozenset[str]] = {}  # service -> the only operations this process calls (only_operations)
+
+
+def only_operations(service: str, operations: Iterable[str]) -> None:
+    """Declare that this process calls only `operations` of `service` (a daemon that knows it: the agent's `run`).
+    Its model is then loaded without the other operations and the shapes only they use (S3's from 2.0 to 0.3 MiB
+    of Python objects); a client has no method for any other. Before the service's first client in the process."""
+    if service in _trimmed and _operations.get(service) != frozenset(operations):
+        raise RuntimeError(f"only_operations({service!r}) comes after the process built a {service} client")
+    _operations[service] = frozenset(operations)
 
 
 def _lean_model(session: boto3.session.Session, service: str) -> None:
@@ -98,7 +109,37 @@ def _lean_model(session: boto3.session.Session, service: str) -> None:
     _trimmed.add(service)
     loader = _loader(session)
     version = loader.determine_latest_version(service, "service-2")
-    _drop_documentation(loader.load_service_model(service, "service-2", version))
+    model = loader.load_service_model(service, "service-2", version)
+    _drop_documentation(model)
+    if service in _operations:
+        _keep_operations(model, _operations[service])
+
+
+def _keep_operations(model: dict[str, Any], operations: frozenset[str]) -> None:
+    unknown = operations - model["operations"].keys()
+    if unknown:
+        raise ValueError(f"{model['metadata'].get('serviceId')} has no operation {', '.join(sorted(unknown))}")
+    shapes, used = model["shapes"], set()
+
+    def use(name: str) -> None:
+        if name in used:
+            return
+        used.add(name)
+        shape = shapes[name]
+        for ref in [shape.get(k) for k in ("member", "key", "value")] + list(shape.get("members", {}).values()):
+            if ref is not None:
+                use(ref["shape"])
+
+    for name in list(model["operations"]):
+        if name not in operations:
+            del model["operations"][name]
+            continue
+        operation = model["operations"][name]
+        for ref in [operation.get("input"), operation.get("output"), *operation.get("errors", [])]:
+            if ref is not None:
+                use(ref["shape"])
+    for name in [n for n in shapes if n not in used]:
+        del shapes[name]
 
 
 def _drop_documentation(node: Any) -> None:

@@ -74,6 +74,8 @@ def _missing(exc: ClientError) -> bool:
 class S3Store:
     """ObjectStore over one bucket."""
 
+    OPERATIONS = ("GetObject", "PutObject", "ListObjectsV2", "DeleteObject")  # every S3 call it makes
+
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket

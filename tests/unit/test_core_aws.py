@@ -3,6 +3,9 @@ plain boto3 session's does, in every partition."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import boto3
 import pytest
 
@@ -33,3 +36,38 @@ def test_the_lean_session_holds_less() -> None:
     endpoints, _ = aws._loader(aws._session()).load_data_with_path("endpoints")
     services = {name for partition in endpoints["partitions"] for name in partition["services"]}
     assert services <= aws.ENDPOINT_SERVICES and "s3" in services
+
+
+# only_operations changes what the process's one session has loaded: each case runs in its own interpreter.
+ONLY = """
+import sys
+from dagsync.core import aws
+aws.only_operations("s3", ["GetObject", "ListObjectsV2"])
+client = aws.AwsSettings(region="us-east-1").client("s3")
+model = client.meta.service_model
+print(sorted(model.operation_names), hasattr(client, "get_object"), hasattr(client, "put_object"))
+print(len(model.shape_names), "GetObjectOutput" in model.shape_names, "PutObjectRequest" in model.shape_names)
+client.get_paginator("list_objects_v2")
+try:
+    aws.only_operations("s3", ["GetObject"])
+except RuntimeError as exc:
+    print(exc)
+aws.only_operations("sqs", ["ReceiveMesage"])
+try:
+    aws.AwsSettings(region="us-east-1").client("sqs")
+except ValueError as exc:
+    print(exc)
+"""
+
+
+def test_a_process_that_declares_its_calls_loads_only_those() -> None:
+    # Given a process that calls only GetObject and ListObjectsV2 on S3
+    out = subprocess.run([sys.executable, "-c", ONLY], capture_output=True, text=True, check=True).stdout.splitlines()
+    # Then its S3 client has those operations only, with the shapes they use and no other
+    assert out[0] == "['GetObject', 'ListObjectsV2'] True False"
+    count, has_output, has_other = out[1].split()
+    plain = boto3.session.Session().client("s3", region_name="us-east-1").meta.service_model
+    assert 0 < int(count) < len(plain.shape_names) / 4 and (has_output, has_other) == ("True", "False")
+    # And a later, different declaration is refused, and so is an operation the service does not have
+    assert out[2] == "only_operations('s3') comes after the process built a s3 client"
+    assert out[3] == "SQS has no operation ReceiveMesage"
