@@ -281,7 +281,8 @@ def _footprint(doc: Doc, foot: dict[str, Any]) -> None:
                peak <= 80)
     doc.add("## Agent footprint", "",
             f"The real `dagsync-agent run` daemon (with an SQS queue, 20 s long-polls) cold-syncs "
-            f"{foot['projects']:,} projects into an empty folder, then idles; sampled with psutil "
+            f"{foot['projects']:,} projects into an empty folder, runs a full reconcile (SIGHUP: the first one watches "
+            "every tree), then idles; sampled with psutil "
             "(RSS every 20 ms during the sync, every 200 ms idle).", "",
             "| | RSS | CPU |", "| --- | --- | --- |",
             f"| cold sync ({ms(foot['cold_seconds'])} from process start to the last link) | "
