@@ -16,6 +16,9 @@ from .volume import OWN_NAMES, TMP_LINK_PREFIX, Volume
 from .watch import Watch
 
 V = TypeVar("V")
+# A folder to read whole at the next scan, under the key it will keep (the watch's string for it: one copy of each
+# store folder's path, not two, 10,000 of them at 10,000 projects)
+_UNREAD: dict[str, object] = {}
 Link = tuple[str | None, bool]  # (the tree our link points at, or None; whether the entry is a symlink)
 
 
@@ -31,7 +34,7 @@ class VolumeReader:
         """The folder's entries (name -> what `one` says of it; None: left out), and whether any was read again."""
         names = self.watch.take(folder)  # before reading: a change made while reading shows next time
         cached: dict[str, V] | None = self._folders.get(folder)  # type: ignore[assignment]
-        if names is None or whole or cached is None:
+        if names is None or whole or cached is None or cached is _UNREAD:
             try:
                 listed = os.listdir(folder)
             except FileNotFoundError:
@@ -88,6 +91,7 @@ class VolumeReader:
         folder = f"{self.store}/{project}"
         if not self.watch.watching(folder):
             self._folders.pop(folder, None)
+            self._folders[folder] = _UNREAD
             self.watch.take(folder)
 
     def seed_view(self, sequence: int, trees: Mapping[str, str]) -> None:

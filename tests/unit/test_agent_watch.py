@@ -166,3 +166,16 @@ def test_bytecode_airflow_writes_into_a_tree_is_not_a_change(publish: Callable, 
     assert syncer._quiet() and not syncer.watch.changed(tree_key(syncer))
     (dags / "alpha" / "lib" / "__init__.py").write_text("")  # a file beside them still counts
     assert not syncer._quiet()
+
+
+def test_a_fetched_project_s_store_folder_is_read_whole_once_and_its_path_held_once(
+        publish: Callable, make_syncer: Callable[..., Syncer]) -> None:
+    # Given a host that fetched alpha, then ran the reconcile that reads its new store folder
+    syncer = watched_syncer(publish, make_syncer)
+    folder = str(syncer.volume.store / "alpha")
+    # Then the scan knows the folder's tree, read whole once
+    assert syncer.reader.trees() == {"alpha": [syncer.state.links["alpha"]]}
+    # And the reader and the watch key the folder by one string, not two equal ones (10,000 at 10,000 projects)
+    reader_key = next(k for k in syncer.reader._folders if k == folder)
+    watch_key = next(k for k in syncer.watch._paths if k == folder)
+    assert reader_key is watch_key
