@@ -144,7 +144,7 @@ class Agent:
                     if self.settled is not None:
                         self.settled()
                         self.settled = None
-                    else:  # what a full reconcile's passing objects left: 1.7 MiB at 10,000 projects (docs/agent.md)
+                    else:  # the pages a full reconcile's passing objects left (docs/agent.md, "Memory")
                         give_back_heap()
             self._wait_until(next_full)
         logs.info("stopping on request")
