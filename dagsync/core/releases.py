@@ -159,7 +159,7 @@ class ShardCache(Shards[ReleasedProject]):
         return self.get(key)
 
     def add(self, key: str, data: bytes) -> None:
-        self._shards[key] = parse_shard(data, key)
+        self._shards[key] = _compact(parse_shard(data, key))
 
 
 class HeldEntry:
@@ -171,9 +171,10 @@ class HeldEntry:
     __slots__ = ("files", "project", "sha256", "size", "version")
 
     def __init__(self, project: str, entry: ReleasedProject) -> None:
-        if entry.archive_key != keys.archive_key(project, entry.version):
-            raise UntrustedRelease(f"the entry of {project} names archive {entry.archive_key!r}, not "
-                                   f"{keys.archive_key(project, entry.version)!r}", "bad_shard")
+        own = keys.archive_key(project, entry.version)
+        if entry.archive_key != own:
+            raise UntrustedRelease(f"the entry of {project} names archive {entry.archive_key!r}, not {own!r}",
+                                   "bad_shard")
         self.project, self.version, self.sha256 = project, sys.intern(entry.version), entry.sha256
         self.size, self.files = entry.size, entry.files
 
@@ -199,7 +200,11 @@ class HeldShards(Shards[HeldEntry]):
         return parse_shard(zlib.decompress(stored), key) if stored is not None else None
 
     def add(self, key: str, data: bytes) -> None:
-        self._shards[key] = {name: HeldEntry(name, entry) for name, entry in parse_shard(data, key).items()}
+        held: dict[str, HeldEntry] = {}
+        for name, entry in parse_shard(data, key).items():
+            name = sys.intern(name)  # a host holds each project's name in several places: one copy
+            held[name] = HeldEntry(name, entry)
+        self._shards[key] = held
         self._stored[key] = zlib.compress(data, 1)
 
     def keep(self, digests: Iterable[str]) -> None:
@@ -271,14 +276,14 @@ def parse_shard(data: bytes, expected: str) -> dict[str, ReleasedProject]:
         raise UntrustedRelease(f"{keys.shard_key(expected)}: its bytes have sha256 {found[:12]}, not the root's "
                                f"{expected[:12]}", "bad_shard")
     raw = parse_json_object(data, keys.shard_key(expected), ReleaseShard.max_document_bytes)
-    return _compact(validate_raw(ReleaseShard, raw, keys.shard_key(expected)).projects)
+    return validate_raw(ReleaseShard, raw, keys.shard_key(expected)).projects
 
 
 def _compact(projects: Mapping[str, ReleasedProject]) -> dict[str, ReleasedProject]:
-    """Every host holds every entry of the release (10,000 in the largest estates), so their size counts. pydantic
-    gives each instance its own set of the fields it was given: 728 bytes for seven, a third of an entry. Entries
-    given the same fields share one set here: these models are frozen (nothing adds to it) and model_copy copies
-    it before changing it."""
+    """A ShardCache holds every entry of the releases it reads (a warm validator: 10,000 in the largest estates), so
+    their size counts; hosts hold HeldEntry objects instead. pydantic gives each instance its own set of the fields it
+    was given: 728 bytes for seven, a third of an entry. Entries given the same fields share one set here: these
+    models are frozen (nothing adds to it) and model_copy copies it before changing it."""
     shared: dict[frozenset[str], set[str]] = {}
     out: dict[str, ReleasedProject] = {}
     for name, entry in projects.items():
